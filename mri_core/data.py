@@ -1,0 +1,178 @@
+"""Loading the ``../shared/data`` layouts into arrays once, and splitting them honestly.
+
+Images go through exactly the app's path (``io.read_image`` -> ``preprocess.prepare``) and the
+result is cached as ``.npz`` under ``cache/`` so a training run does not decode 5,000 JPEGs again.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from mri_core.io import read_image
+from mri_core.preprocess import prepare, resize
+
+CACHE_DIR = Path(__file__).resolve().parent.parent / "cache"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".dcm", ".nii", ".nii.gz")
+
+
+@dataclass
+class ClassFolder:
+    paths: list[Path]
+    labels: np.ndarray  # int index into class_names
+    class_names: list[str]
+
+
+def list_class_folder(root: Path, class_names: list[str] | tuple[str, ...]) -> ClassFolder:
+    """Files of a ``root/<class>/*`` folder, matching folder names to the task's classes.
+
+    Folder names are matched case-insensitively; a folder that names no known class is an error
+    (it would silently drop data).
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root} is not a folder")
+    lookup = {c.lower(): i for i, c in enumerate(class_names)}
+    paths, labels = [], []
+    for sub in sorted(p for p in root.iterdir() if p.is_dir()):
+        if sub.name.lower() not in lookup:
+            raise ValueError(f"folder {sub.name!r} in {root} is not one of the classes {list(class_names)}")
+        for f in sorted(sub.rglob("*")):
+            if f.is_file() and f.name.lower().endswith(IMAGE_SUFFIXES):
+                paths.append(f)
+                labels.append(lookup[sub.name.lower()])
+    if not paths:
+        raise ValueError(f"no images found under {root}/<class>/")
+    return ClassFolder(paths, np.asarray(labels, dtype=np.int64), list(class_names))
+
+
+def _cache_path(kind: str, root: Path, preprocessing: Mapping[str, Any], n: int) -> Path:
+    key = json.dumps({"kind": kind, "root": str(Path(root).resolve()), "pre": dict(preprocessing), "n": n}, sort_keys=True)
+    return CACHE_DIR / f"{kind}-{hashlib.sha1(key.encode()).hexdigest()[:12]}.npz"
+
+
+def load_classification(root: Path, class_names, preprocessing: Mapping[str, Any], cache: bool = True):
+    """(x, y, paths) for a class-per-folder set, prepared as the card's preprocessing says."""
+    folder = list_class_folder(root, class_names)
+    path = _cache_path("cls", root, preprocessing, len(folder.paths))
+    if cache and path.exists():
+        z = np.load(path)
+        return z["x"], z["y"], folder.paths
+    x = np.stack([prepare(read_image(p.read_bytes(), p.name).slices[0], preprocessing) for p in folder.paths])
+    if cache:
+        CACHE_DIR.mkdir(exist_ok=True)
+        np.savez(path, x=x, y=folder.labels)
+    return x, folder.labels, folder.paths
+
+
+def stratified_split(labels: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (train, val) with each class split in the same proportion."""
+    rng = np.random.default_rng(seed)
+    train, val = [], []
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        rng.shuffle(idx)
+        n_val = max(1, int(round(len(idx) * val_fraction)))
+        val.extend(idx[:n_val])
+        train.extend(idx[n_val:])
+    return np.sort(np.asarray(train, dtype=np.int64)), np.sort(np.asarray(val, dtype=np.int64))
+
+
+def block_split(paths: list[Path], labels: np.ndarray, val_fraction: float, seed: int, block: int = 32):
+    """Split by runs of consecutive file numbers, per class.
+
+    The Alzheimer set does not say which slices belong to one subject, but neighbouring file
+    numbers are neighbouring slices of one brain far more often than chance. Holding out whole
+    runs of ``block`` numbers keeps most subjects on one side; it is still an approximation.
+    """
+    rng = np.random.default_rng(seed)
+    numbers = np.asarray([int(m.group(1)) if (m := re.search(r"(\d+)\D*$", p.stem)) else i for i, p in enumerate(paths)])
+    train, val = [], []
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        groups = numbers[idx] // block
+        if len(np.unique(groups)) < 2:  # too few files for blocks: split them one by one
+            groups = numbers[idx]
+        uniq = np.unique(groups)
+        rng.shuffle(uniq)
+        n_val_groups = max(1, int(round(len(uniq) * val_fraction)))
+        val_groups = set(uniq[:n_val_groups].tolist())
+        for i, g in zip(idx, groups):
+            (val if g in val_groups else train).append(i)
+    return np.sort(np.asarray(train, dtype=np.int64)), np.sort(np.asarray(val, dtype=np.int64))
+
+
+# --------------------------------------------------------------------------- LGG
+
+
+@dataclass
+class LggSlice:
+    patient_id: str
+    image_path: Path
+    mask_path: Path
+    has_tumor: int
+
+
+def list_lgg(root: Path) -> list[LggSlice]:
+    root = Path(root)
+    table = root / "slices.csv"
+    if not table.exists():
+        raise FileNotFoundError(f"{table} not found: an LGG folder needs slices.csv")
+    rows = []
+    with open(table, newline="") as f:
+        for r in csv.DictReader(f):
+            rows.append(LggSlice(r["patient_id"], root / r["image_path"], root / r["mask_path"], int(r["has_tumor"])))
+    # Slice order inside a patient follows the number in the file name.
+    def key(s: LggSlice):
+        m = re.search(r"_(\d+)\.\w+$", s.image_path.name)
+        return (s.patient_id, int(m.group(1)) if m else 0)
+
+    return sorted(rows, key=key)
+
+
+def read_mask(path: Path) -> np.ndarray:
+    """A 0/255 mask file to a bool array."""
+    stack = read_image(Path(path).read_bytes(), Path(path).name)
+    m = stack.slices[0]
+    if m.ndim == 3:
+        m = m.max(axis=-1)
+    return m > 0.5
+
+
+def load_lgg(root: Path, preprocessing: Mapping[str, Any], cache: bool = True):
+    """(x, masks, patients, has_tumor) with images prepared for the model and masks at the same size."""
+    slices = list_lgg(root)
+    path = _cache_path("lgg", root, preprocessing, len(slices))
+    patients = np.asarray([s.patient_id for s in slices])
+    has_tumor = np.asarray([s.has_tumor for s in slices], dtype=np.int64)
+    if cache and path.exists():
+        z = np.load(path)
+        return z["x"], z["m"], patients, has_tumor
+    size = tuple(preprocessing["size"])
+    xs, ms = [], []
+    for s in slices:
+        xs.append(prepare(read_image(s.image_path.read_bytes(), s.image_path.name).slices[0], preprocessing))
+        m = read_mask(s.mask_path).astype(np.float32)
+        ms.append((resize(m, size) > 0.5).astype(np.uint8))
+    x, m = np.stack(xs), np.stack(ms)[..., None]
+    if cache:
+        CACHE_DIR.mkdir(exist_ok=True)
+        np.savez(path, x=x, m=m)
+    return x, m, patients, has_tumor
+
+
+def patient_split(patients: np.ndarray, has_tumor: np.ndarray, val_patients: int, seed: int):
+    """(train_idx, val_idx, val_patient_ids): whole patients on one side only."""
+    rng = np.random.default_rng(seed)
+    uniq = np.unique(patients)
+    rng.shuffle(uniq)
+    val_ids = set(uniq[:val_patients].tolist())
+    is_val = np.asarray([p in val_ids for p in patients])
+    return np.flatnonzero(~is_val), np.flatnonzero(is_val), sorted(val_ids)

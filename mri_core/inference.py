@@ -1,0 +1,160 @@
+"""Predictions from a loaded model: calibrated class probabilities with an uncertainty, and masks.
+
+Uncertainty comes from test-time augmentation (TTA): every slice is seen in four views
+(as is, mirrored left-right, zoomed in 10 %, both). The probabilities shown are the mean over
+the views after temperature scaling (the temperature is fitted on the validation split and
+stored in the card); the uncertainty is the standard deviation over the views of the winning
+class's probability (0 = the views agree; 0.5 = they flip between certain answers).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from mri_core.models import LoadedModel
+from mri_core.preprocess import brain_box, prepare, resize, to_gray
+
+ZOOM = 0.9  # the zoomed TTA views keep the central 90 %
+BATCH = 32
+LOW_CONFIDENCE = 0.6
+HIGH_UNCERTAINTY = 0.15
+
+
+@dataclass
+class ClassPrediction:
+    probs: np.ndarray  # calibrated, mean over TTA views
+    class_names: list[str]
+    uncertainty: float  # std over views of the top class probability
+    view_probs: np.ndarray = field(repr=False)  # (views, classes), calibrated
+
+    @property
+    def index(self) -> int:
+        return int(np.argmax(self.probs))
+
+    @property
+    def label(self) -> str:
+        return self.class_names[self.index]
+
+    @property
+    def confidence(self) -> float:
+        return float(self.probs[self.index])
+
+
+@dataclass
+class SegPrediction:
+    prob: np.ndarray  # tumour probability per pixel at the slice's own size
+    mask: np.ndarray  # bool, prob >= threshold
+    tumor_probability: float  # probability that the slice shows a tumour at all
+
+    @property
+    def present(self) -> bool:
+        return self.tumor_probability >= 0.5
+
+
+def tta_views(x: np.ndarray) -> np.ndarray:
+    """(N, H, W, C) -> (N, 4, H, W, C): identity, mirror, central zoom, mirrored zoom."""
+    n, h, w, c = x.shape
+    dh, dw = int(round(h * (1 - ZOOM) / 2)), int(round(w * (1 - ZOOM) / 2))
+    zoom = np.stack([resize(im[dh : h - dh, dw : w - dw], (h, w)) for im in x]).reshape(x.shape)
+    return np.stack([x, x[:, :, ::-1], zoom, zoom[:, :, ::-1]], axis=1)
+
+
+def calibrate(probs: np.ndarray, temperature: float) -> np.ndarray:
+    """softmax(log p / T), which equals softmax(logits / T) for a softmax output."""
+    if temperature == 1.0:
+        return probs
+    logits = np.log(np.clip(probs, 1e-12, 1.0)) / temperature
+    logits -= logits.max(axis=-1, keepdims=True)
+    e = np.exp(logits)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def run_model(loaded: LoadedModel, x: np.ndarray, batch: int = BATCH) -> np.ndarray:
+    """Forward pass in fixed-size batches through the model's compiled predict function."""
+    outs = [np.asarray(loaded.keras_model.predict_on_batch(x[i : i + batch])) for i in range(0, len(x), batch)]
+    return np.concatenate(outs) if outs else np.zeros((0,))
+
+
+def prepare_inputs(loaded: LoadedModel, slices: list[np.ndarray]) -> np.ndarray:
+    pre = loaded.preprocessing
+    return np.stack([prepare(s, pre) for s in slices])
+
+
+def classify_prepared(loaded: LoadedModel, x: np.ndarray, tta: bool = True) -> np.ndarray:
+    """(N, views, classes) calibrated probabilities for already prepared inputs."""
+    views = tta_views(x) if tta else x[:, None]
+    n, v = views.shape[:2]
+    raw = run_model(loaded, views.reshape((n * v,) + views.shape[2:]), batch=BATCH * v)
+    return calibrate(raw.reshape(n, v, -1), loaded.temperature)
+
+
+def classify(loaded: LoadedModel, slices: list[np.ndarray], tta: bool = True) -> list[ClassPrediction]:
+    """Class probabilities, calibrated, with a TTA uncertainty, for each slice."""
+    if not slices:
+        return []
+    view_probs = classify_prepared(loaded, prepare_inputs(loaded, slices), tta)
+    return [_class_prediction(vp, loaded.class_names) for vp in view_probs]
+
+
+def _class_prediction(view_probs: np.ndarray, class_names: list[str]) -> ClassPrediction:
+    probs = view_probs.mean(axis=0)
+    top = int(np.argmax(probs))
+    return ClassPrediction(probs=probs, class_names=class_names, uncertainty=float(view_probs[:, top].std()), view_probs=view_probs)
+
+
+def tumor_probability(prob_map: np.ndarray, top_k: int) -> float:
+    """Mean of the ``top_k`` most confident pixels: high only when a lesion-sized region is."""
+    flat = prob_map.reshape(-1)
+    k = int(min(max(top_k, 1), flat.size))
+    return float(np.partition(flat, flat.size - k)[-k:].mean())
+
+
+def segment(loaded: LoadedModel, slices: list[np.ndarray]) -> list[SegPrediction]:
+    """Tumour masks at each slice's own size, with a per-slice tumour probability."""
+    if not slices:
+        return []
+    seg = loaded.card.get("segmentation", {})
+    threshold = float(seg.get("threshold", 0.5))
+    top_k = int(seg.get("top_k", 16))
+    probs = run_model(loaded, prepare_inputs(loaded, slices))[..., 0]
+    out = []
+    for s, p in zip(slices, probs):
+        full = np.clip(resize(p.astype(np.float32), s.shape[:2]), 0.0, 1.0)
+        score = tumor_probability(p, top_k)
+        # A slice judged tumour-free gets an empty mask: scattered faint pixels are not a lesion.
+        mask = full >= threshold if score >= 0.5 else np.zeros(full.shape, bool)
+        out.append(SegPrediction(prob=full, mask=mask, tumor_probability=score))
+    return out
+
+
+# --------------------------------------------------------------------------- warnings
+
+
+def input_warnings(image: np.ndarray, loaded: LoadedModel, prediction: ClassPrediction | None = None, modality: str = "unknown") -> list[str]:
+    """Plain-language reasons to doubt a prediction: wrong kind of image, or an unsure model."""
+    warnings: list[str] = []
+    if modality not in ("unknown", "MR", "OT", ""):
+        warnings.append(f"This DICOM says its modality is {modality}, not MR: the models were trained on MRI only.")
+    if image.ndim == 3 and image.shape[-1] == 3 and loaded.preprocessing.get("channels") == 1:
+        spread = float(np.abs(image - image.mean(axis=-1, keepdims=True)).mean())
+        if spread > 0.02:
+            warnings.append("This is a colour image; MRI slices are grey. It may be a photograph or a screenshot, not a scan.")
+    gray = to_gray(image)
+    top, bottom, left, right = brain_box(gray)
+    dark = float((gray < 0.1).mean())
+    if (bottom - top) * (right - left) >= 0.98 * gray.size and dark < 0.05:
+        warnings.append("No dark background around a head was found: this may not be a brain MRI slice.")
+    stats = loaded.card.get("input_stats")
+    if stats:
+        mean = float(gray.mean())
+        z = abs(mean - stats["mean"]) / max(stats["std"], 1e-6)
+        if z > 4:
+            warnings.append(f"The image's brightness is far from anything in the training data ({z:.0f} standard deviations).")
+    if prediction is not None:
+        if prediction.confidence < LOW_CONFIDENCE:
+            warnings.append(f"The model is unsure: its top answer has only {prediction.confidence:.0%} probability.")
+        if prediction.uncertainty > HIGH_UNCERTAINTY:
+            warnings.append("The answer changes when the image is mirrored or zoomed slightly (high uncertainty).")
+    return warnings

@@ -1,0 +1,390 @@
+"""Train a model and write it with its card: ``python -m mri_core.train TASK --arch NAME [options]``.
+
+Classifiers: the shared crop, MRI-safe augmentation (mirror, small rotation/shift/zoom,
+contrast), class weights, label smoothing, AdamW with warm-up and cosine decay, checkpoints on
+the validation macro-F1, early stopping, temperature scaling fitted on validation.
+Segmenters: Dice + binary cross-entropy, patients split apart, checkpoints on per-patient Dice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+
+from mri_core import data as D
+from mri_core.architectures import get_architecture, create_model
+from mri_core.models import MODELS_DIR, MODEL_FILE, LoadedModel, write_card, file_mb
+from mri_core.tasks import get_task
+
+CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="python -m mri_core.train", description=__doc__.split("\n")[0])
+    p.add_argument("task", choices=["brain_tumor", "alzheimer", "lgg"])
+    p.add_argument("--arch", required=True, help="architecture name from mri_core.architectures")
+    p.add_argument("--name", help="model name (folder under models/); default TASK_ARCH")
+    p.add_argument("--data-dir", type=Path, help="default: ../shared/data/<task>[/train]")
+    p.add_argument("--out", type=Path, default=MODELS_DIR, help="models folder")
+    p.add_argument("--size", type=int, help="input side in pixels (default: the architecture's)")
+    p.add_argument("--channels", type=int, choices=[1, 3])
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--weight-decay", type=float, default=1e-4)
+    p.add_argument("--label-smoothing", type=float, default=0.05)
+    p.add_argument("--class-weight-power", type=float, default=1.0, help="1 = fully balanced, 0 = none")
+    p.add_argument("--val-fraction", type=float, default=0.12)
+    p.add_argument("--val-patients", type=int, default=14, help="LGG: patients held out for validation")
+    p.add_argument("--patience", type=int, default=8)
+    p.add_argument("--max-minutes", type=float, default=0, help="stop after this much training time (0: no limit)")
+    p.add_argument("--limit", type=int, default=0, help="use only this many training images (smoke runs)")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--init-from", type=Path, help="start from the weights of this .keras file (resume a run)")
+    p.add_argument("--imagenet-weights", type=Path, help="ImageNet weights file for a Keras Applications backbone")
+    p.add_argument("--default", action="store_true", help="mark as the task's default model")
+    p.add_argument("--no-cache", action="store_true")
+    return p.parse_args(argv)
+
+
+# --------------------------------------------------------------------------- callbacks
+
+
+def _callbacks(monitor_fn, ckpt: Path, patience: int, max_minutes: float):
+    import keras
+
+    class ValidationMetric(keras.callbacks.Callback):
+        """Adds a validation metric to the logs that Keras cannot compute per batch."""
+
+        def __init__(self):
+            super().__init__()
+            self.best = -np.inf
+            self.wait = 0
+            self.start = time.time()
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs if logs is not None else {}
+            name, value = monitor_fn(self.model)
+            logs[name] = value
+            if value > self.best:
+                self.best, self.wait = value, 0
+                self.model.save(ckpt)
+                print(f"\nepoch {epoch + 1}: {name} improved to {value:.4f}, saved {ckpt}", flush=True)
+            else:
+                self.wait += 1
+                print(f"\nepoch {epoch + 1}: {name} {value:.4f} (best {self.best:.4f})", flush=True)
+            if self.wait >= patience:
+                print(f"early stop: no improvement in {patience} epochs", flush=True)
+                self.model.stop_training = True
+            if max_minutes and time.time() - self.start > max_minutes * 60:
+                print(f"time budget of {max_minutes} minutes reached", flush=True)
+                self.model.stop_training = True
+
+    return [ValidationMetric()]
+
+
+def _optimizer(lr, weight_decay, steps_per_epoch, epochs):
+    import keras
+
+    total = max(steps_per_epoch * epochs, 1)
+    warmup = min(steps_per_epoch * 2, total // 4)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=lr * 0.05, decay_steps=total - warmup, warmup_target=lr, warmup_steps=warmup, alpha=0.01
+    )
+    return keras.optimizers.AdamW(learning_rate=schedule, weight_decay=weight_decay, clipnorm=1.0)
+
+
+# --------------------------------------------------------------------------- classifiers
+
+
+def class_weights(y: np.ndarray, n: int, power: float) -> dict[int, float]:
+    counts = np.bincount(y, minlength=n).astype(float)
+    w = (counts.sum() / (n * np.maximum(counts, 1))) ** power
+    return {i: float(v) for i, v in enumerate(w)}
+
+
+def fit_temperature(view_probs: np.ndarray, y: np.ndarray) -> float:
+    """Temperature minimising the validation NLL of the TTA-averaged probabilities."""
+    from mri_core.inference import calibrate
+
+    def nll(t):
+        p = calibrate(view_probs, t).mean(axis=1)
+        return -np.log(np.clip(p[np.arange(len(y)), y], 1e-12, 1)).mean()
+
+    grid = np.exp(np.linspace(np.log(0.2), np.log(5.0), 121))
+    return float(grid[int(np.argmin([nll(t) for t in grid]))])
+
+
+def _classifier_augmenter(seed):
+    import keras
+    from keras import layers
+
+    return keras.Sequential(
+        [
+            layers.RandomFlip("horizontal", seed=seed),
+            layers.RandomRotation(0.04, fill_mode="constant", seed=seed),
+            layers.RandomTranslation(0.06, 0.06, fill_mode="constant", seed=seed),
+            layers.RandomZoom((-0.1, 0.1), fill_mode="constant", seed=seed),
+            layers.RandomContrast(0.2, value_range=(0, 1), seed=seed),
+        ],
+        name="augment",
+    )
+
+
+def train_classifier(args, task, arch) -> dict:
+    import keras
+    import tensorflow as tf
+
+    from mri_core.inference import classify_prepared
+    from mri_core.metrics import classification_report, macro_f1
+
+    size = args.size or arch.input_size[0]
+    pre = {"crop": True, "size": [size, size], "channels": args.channels or arch.channels, "scale": "[0, 1]"}
+    data_dir = args.data_dir or task.data_dir
+    t0 = time.time()
+    x, y, paths = D.load_classification(data_dir, task.class_names, pre, cache=not args.no_cache)
+    print(f"loaded {len(x)} images {x.shape[1:]} in {time.time() - t0:.0f} s", flush=True)
+    if task.name == "alzheimer":
+        tr, va = D.block_split(paths, y, args.val_fraction, args.seed)
+        split = {"kind": "blocks of 32 consecutive file numbers per class (subjects are not labelled; an approximation of a subject split)"}
+    else:
+        tr, va = D.stratified_split(y, args.val_fraction, args.seed)
+        split = {"kind": "stratified random (no patient identifiers in this set)"}
+    if args.limit:
+        rng = np.random.default_rng(args.seed)
+        tr = np.sort(rng.choice(tr, min(args.limit, len(tr)), replace=False))
+        va = np.sort(rng.choice(va, min(max(args.limit // 4, 8), len(va)), replace=False))
+    split.update(seed=args.seed, val_fraction=args.val_fraction, n_train=int(len(tr)), n_val=int(len(va)))
+    n = len(task.class_names)
+    xtr, ytr, xva, yva = x[tr], y[tr], x[va], y[va]
+
+    kw = {"weights": str(args.imagenet_weights)} if args.imagenet_weights else {}
+    model = create_model(arch.name, num_classes=n, input_size=(size, size), channels=pre["channels"], **kw)
+    if args.init_from:
+        model.load_weights(args.init_from)
+    steps = int(np.ceil(len(xtr) / args.batch_size))
+    model.compile(
+        optimizer=_optimizer(args.lr, args.weight_decay, steps, args.epochs),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=args.label_smoothing),
+        metrics=["accuracy"],
+    )
+    aug = _classifier_augmenter(args.seed)
+    ds = (
+        tf.data.Dataset.from_tensor_slices((xtr, keras.utils.to_categorical(ytr, n)))
+        .shuffle(len(xtr), seed=args.seed, reshuffle_each_iteration=True)
+        .batch(args.batch_size)
+        .map(lambda a, b: (aug(a, training=True), b), num_parallel_calls=tf.data.AUTOTUNE)
+        .prefetch(2)
+    )
+    val_ds = (xva, keras.utils.to_categorical(yva, n))
+
+    def monitor(m):
+        p = m.predict(xva, batch_size=128, verbose=0)
+        return "val_macro_f1", macro_f1(yva, p.argmax(1), n)
+
+    ckpt = CHECKPOINTS / args.name / "best.keras"
+    ckpt.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    hist = model.fit(
+        ds,
+        validation_data=val_ds,
+        epochs=args.epochs,
+        class_weight=class_weights(ytr, n, args.class_weight_power),
+        callbacks=_callbacks(monitor, ckpt, args.patience, args.max_minutes),
+        verbose=2,
+    )
+    train_s = time.time() - t0
+    best = keras.saving.load_model(ckpt, compile=False)
+    card = {"task": task.name, "kind": "classifier", "class_names": list(task.class_names), "preprocessing": pre}
+    loaded = LoadedModel(args.name, card, best, ckpt)
+    view_probs = classify_prepared(loaded, xva, tta=True)  # temperature 1 so far
+    t = fit_temperature(view_probs, yva)
+    card["calibration"] = {"method": "temperature scaling on the validation split, TTA-averaged", "temperature": t}
+    loaded = LoadedModel(args.name, card, best, ckpt)
+    probs = classify_prepared(loaded, xva, tta=True).mean(axis=1)
+    report = classification_report(yva, probs, list(task.class_names))
+    gray = xtr.mean(axis=-1)
+    card.update(
+        input_stats={"mean": float(gray.mean(axis=(1, 2)).mean()), "std": float(gray.mean(axis=(1, 2)).std())},
+        uncertainty={"method": "test-time augmentation: identity, mirror, 90 % zoom, mirrored zoom; std of the top-class probability"},
+    )
+    return _finish(args, arch, best, card, split, hist.history, train_s, {"validation": report})
+
+
+# --------------------------------------------------------------------------- segmenters
+
+
+def dice_bce_loss(y_true, y_pred):
+    import keras
+    from keras import ops
+
+    y_true = ops.cast(y_true, y_pred.dtype)
+    bce = ops.mean(keras.losses.binary_crossentropy(y_true, y_pred))
+    inter = ops.sum(y_true * y_pred, axis=(1, 2, 3))
+    denom = ops.sum(y_true, axis=(1, 2, 3)) + ops.sum(y_pred, axis=(1, 2, 3))
+    dice = (2.0 * inter + 1.0) / (denom + 1.0)
+    return bce + 1.0 - ops.mean(dice)
+
+
+def per_patient_dice(pred: np.ndarray, truth: np.ndarray, patients: np.ndarray) -> float:
+    """3-D Dice per patient (all slices together), averaged over patients."""
+    from mri_core.metrics import dice
+
+    return float(np.mean([dice(pred[patients == p], truth[patients == p]) for p in np.unique(patients)]))
+
+
+def train_segmenter(args, task, arch) -> dict:
+    import keras
+    import tensorflow as tf
+    from keras import layers
+
+    size = args.size or arch.input_size[0]
+    pre = {"crop": False, "size": [size, size], "channels": 3, "scale": "[0, 1]"}
+    data_dir = args.data_dir or task.data_dir
+    t0 = time.time()
+    x, m, patients, has_tumor = D.load_lgg(data_dir, pre, cache=not args.no_cache)
+    print(f"loaded {len(x)} slices {x.shape[1:]} in {time.time() - t0:.0f} s", flush=True)
+    tr, va, val_ids = D.patient_split(patients, has_tumor, args.val_patients, args.seed)
+    if args.limit:
+        tr, va = tr[: args.limit], va[: max(args.limit // 4, 8)]
+    split = {
+        "kind": "by patient",
+        "seed": args.seed,
+        "n_train": int(len(tr)),
+        "n_val": int(len(va)),
+        "n_train_patients": int(len(np.unique(patients[tr]))),
+        "val_patients": sorted(set(patients[va].tolist())),
+    }
+    model = create_model(arch.name, num_classes=1, input_size=(size, size), channels=3)
+    if args.init_from:
+        model.load_weights(args.init_from)
+    steps = int(np.ceil(len(tr) / args.batch_size))
+    model.compile(optimizer=_optimizer(args.lr, args.weight_decay, steps, args.epochs), loss=dice_bce_loss)
+    aug = keras.Sequential(
+        [
+            layers.RandomFlip("horizontal", seed=args.seed),
+            layers.RandomRotation(0.05, fill_mode="constant", seed=args.seed),
+            layers.RandomTranslation(0.06, 0.06, fill_mode="constant", seed=args.seed),
+            layers.RandomZoom((-0.1, 0.1), fill_mode="constant", seed=args.seed),
+        ],
+        name="augment",
+    )
+
+    def augment(a, b):
+        # Image and mask through the same random transform, then the mask made binary again.
+        both = aug(tf.concat([a, tf.cast(b, a.dtype)], axis=-1), training=True)
+        img = both[..., :3]
+        img = tf.clip_by_value(img * tf.random.uniform([tf.shape(img)[0], 1, 1, 1], 0.85, 1.15), 0.0, 1.0)
+        return img, tf.cast(both[..., 3:] > 0.5, tf.float32)
+
+    ds = (
+        tf.data.Dataset.from_tensor_slices((x[tr], m[tr]))
+        .shuffle(len(tr), seed=args.seed, reshuffle_each_iteration=True)
+        .batch(args.batch_size)
+        .map(augment, num_parallel_calls=tf.data.AUTOTUNE)
+        .prefetch(2)
+    )
+    xva, mva, pva = x[va], m[va].astype(bool), patients[va]
+
+    def monitor(mdl):
+        p = mdl.predict(xva, batch_size=64, verbose=0) >= 0.5
+        return "val_patient_dice", per_patient_dice(p, mva, pva)
+
+    ckpt = CHECKPOINTS / args.name / "best.keras"
+    ckpt.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    hist = model.fit(ds, epochs=args.epochs, validation_data=(xva, mva.astype(np.float32)),
+                     callbacks=_callbacks(monitor, ckpt, args.patience, args.max_minutes), verbose=2)
+    train_s = time.time() - t0
+    best = keras.saving.load_model(ckpt, compile=False)
+    card = {"task": task.name, "kind": "segmenter", "class_names": list(task.class_names), "preprocessing": pre}
+    # Choose the tumour-presence rule on validation: how many top pixels are averaged.
+    from mri_core.inference import tumor_probability
+    from mri_core.metrics import auc
+
+    probs = best.predict(xva, batch_size=64, verbose=0)[..., 0]
+    truth_present = mva.reshape(len(mva), -1).any(axis=1)
+    best_k, best_acc = 16, -1.0
+    for k in (4, 8, 16, 32, 64, 128):
+        scores = np.asarray([tumor_probability(p, k) for p in probs])
+        acc = float(((scores >= 0.5) == truth_present).mean())
+        if acc > best_acc:
+            best_k, best_acc = k, acc
+    card["segmentation"] = {
+        "threshold": 0.5,
+        "top_k": best_k,
+        "tumor_probability": f"mean of the {best_k} most probable pixels at model resolution (chosen on validation)",
+    }
+    loaded = LoadedModel(args.name, card, best, ckpt)
+    from mri_core.evaluate import score_lgg
+
+    val_slices = [s for s in D.list_lgg(data_dir) if s.patient_id in set(split["val_patients"])]
+    report = score_lgg(loaded, val_slices)
+    return _finish(args, arch, best, card, split, hist.history, train_s, {"validation": report})
+
+
+# --------------------------------------------------------------------------- common
+
+
+def _finish(args, arch, model, card, split, history, train_s, metrics) -> dict:
+    out_dir = Path(args.out) / args.name
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save(out_dir / MODEL_FILE)
+    from mri_core.explain import default_gradcam_layer
+
+    card = {
+        "name": args.name,
+        **card,
+        "architecture": arch.name,
+        "description": arch.description,
+        "gradcam_layer": arch.gradcam_layer or default_gradcam_layer(model),
+        "params": int(model.count_params()),
+        "default": bool(args.default),
+        "split": split,
+        "metrics": metrics,
+        "history": {k: [float(v) for v in vals] for k, vals in history.items()},
+        "training": {
+            "command": "python -m mri_core.train " + " ".join(sys.argv[1:]),
+            "epochs_run": len(next(iter(history.values()), [])),
+            "seconds": round(train_s, 1),
+            "machine": f"{platform.machine()} CPU, {os.cpu_count()} cores, {platform.system()}",
+            "date": _dt.date.today().isoformat(),
+            "imagenet_weights": str(args.imagenet_weights) if args.imagenet_weights else None,
+        },
+        "data": str(args.data_dir or get_task(card["task"]).data_dir).split("shared/")[-1],
+    }
+    write_card(args.name, card, args.out)
+    card["file_mb"] = round(file_mb(args.name, args.out), 2)
+    write_card(args.name, card, args.out)
+    print(json.dumps({"name": args.name, "metrics": metrics, "seconds": round(train_s)}, indent=1), flush=True)
+    return card
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    task = get_task(args.task)
+    arch = get_architecture(args.arch)
+    if arch.kind != task.kind:
+        raise SystemExit(f"{args.arch} is a {arch.kind}; task {args.task} needs a {task.kind}")
+    args.name = args.name or f"{args.task}_{args.arch}"
+    import keras
+
+    keras.utils.set_random_seed(args.seed)
+    if task.kind == "classifier":
+        train_classifier(args, task, arch)
+    else:
+        train_segmenter(args, task, arch)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""Shared fixtures: small synthetic data sets and tiny models trained on them by the real CLI."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+import pytest
+
+from factories import phantom
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+def write_class_folder(root: Path, class_names, per_class: int = 6, size: int = 64) -> Path:
+    """A class-per-folder set where each class has its blob in a different place."""
+    from PIL import Image
+
+    for k, name in enumerate(class_names):
+        d = root / name
+        d.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            img = np.zeros((size + 16, size + 16), np.float32)
+            img[8:-8, 8:-8] = phantom(size, size, seed=100 * k + i) * 0.6
+            r, c = [(20, 20), (20, 60), (60, 20), (60, 60)][k % 4]
+            img[r - 5 : r + 5, c - 5 : c + 5] = 1.0
+            Image.fromarray((img * 255).astype(np.uint8)).save(d / f"{name}_{i}.jpg", quality=95)
+    return root
+
+
+def write_lgg_folder(root: Path, patients: int = 4, slices: int = 5, size: int = 64) -> Path:
+    """The layout of ../shared/data/lgg: <patient>/<patient>_<n>.jpg, _mask.png, slices.csv."""
+    from PIL import Image
+
+    rows = ["patient_id,image_path,mask_path,has_tumor"]
+    for p in range(patients):
+        pid = f"TCGA_XX_{p:04d}_20000101"
+        (root / pid).mkdir(parents=True, exist_ok=True)
+        for s in range(1, slices + 1):
+            img = np.dstack([phantom(size, size, seed=p * 10 + s)] * 3)
+            mask = np.zeros((size, size), np.uint8)
+            if s % 2 == 0:
+                yy, xx = np.mgrid[0:size, 0:size]
+                mask[(yy - size // 2) ** 2 + (xx - size // 2) ** 2 <= 36] = 255
+                img[mask > 0] = 1.0
+            Image.fromarray((img * 255).astype(np.uint8)).save(root / pid / f"{pid}_{s}.jpg", quality=95)
+            Image.fromarray(mask).save(root / pid / f"{pid}_{s}_mask.png")
+            rows.append(f"{pid},{pid}/{pid}_{s}.jpg,{pid}/{pid}_{s}_mask.png,{int(mask.any())}")
+    (root / "slices.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+@pytest.fixture(scope="session")
+def synthetic_data(tmp_path_factory) -> dict[str, Path]:
+    from mri_core.tasks import TASKS
+
+    base = tmp_path_factory.mktemp("data")
+    return {
+        "brain_tumor": write_class_folder(base / "brain_tumor", TASKS["brain_tumor"].class_names),
+        "alzheimer": write_class_folder(base / "alzheimer", TASKS["alzheimer"].class_names),
+        "lgg": write_lgg_folder(base / "lgg"),
+    }
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory, synthetic_data) -> Path:
+    """A models/ folder with one tiny model per task, trained for one epoch by mri_core.train."""
+    from mri_core import train
+
+    out = tmp_path_factory.mktemp("models")
+    common = ["--out", str(out), "--epochs", "1", "--size", "32", "--batch-size", "8", "--no-cache", "--default"]
+    train.main(["brain_tumor", "--arch", "mri_sepnet", "--data-dir", str(synthetic_data["brain_tumor"]), *common])
+    train.main(["alzheimer", "--arch", "mri_sepnet", "--data-dir", str(synthetic_data["alzheimer"]), *common])
+    train.main(["lgg", "--arch", "unet_lite", "--data-dir", str(synthetic_data["lgg"]), "--val-patients", "1", *common])
+    return out
+
+
+@pytest.fixture(scope="session")
+def use_tiny_models(tiny_models):
+    """Point the registry (and anything started from this process) at the tiny models."""
+    from mri_core import models
+
+    old_env, old_dir = os.environ.get("MRI_MODELS_DIR"), models.MODELS_DIR
+    os.environ["MRI_MODELS_DIR"] = str(tiny_models)
+    models.MODELS_DIR = tiny_models
+    yield tiny_models
+    models.MODELS_DIR = old_dir
+    if old_env is None:
+        os.environ.pop("MRI_MODELS_DIR", None)
+    else:
+        os.environ["MRI_MODELS_DIR"] = old_env
