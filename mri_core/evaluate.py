@@ -33,22 +33,30 @@ def sample_slice(stack) -> np.ndarray:
     return stack.slices[stack.n_slices // 2]
 
 
-def score_classifier(loaded: LoadedModel, data_dir: Path) -> dict:
+def classifier_predictions(loaded: LoadedModel, data_dir: Path):
+    """(labels, calibrated TTA probabilities, paths, unreadable) for a class-per-folder set."""
+    from mri_core.inference import classify
+
     folder = D.list_class_folder(data_dir, loaded.class_names)
-    probs, labels, unreadable = [], [], []
+    probs, labels, paths, unreadable = [], [], [], []
     for start in range(0, len(folder.paths), CHUNK):
-        slices, ys = [], []
+        slices = []
         for path, y in zip(folder.paths[start : start + CHUNK], folder.labels[start : start + CHUNK]):
             try:
                 slices.append(sample_slice(read_image(path.read_bytes(), path.name)))
-                ys.append(int(y))
             except UnreadableImage as exc:
                 unreadable.append({"path": str(path.relative_to(data_dir)), "reason": str(exc)})
-        from mri_core.inference import classify
-
+                continue
+            labels.append(int(y))
+            paths.append(path)
         probs.extend(p.probs for p in classify(loaded, slices))
-        labels.extend(ys)
-    report = classification_report(np.asarray(labels), np.asarray(probs), loaded.class_names)
+    n = len(loaded.class_names)
+    return np.asarray(labels, int), np.asarray(probs, float).reshape(-1, n), paths, unreadable
+
+
+def score_classifier(loaded: LoadedModel, data_dir: Path) -> dict:
+    labels, probs, _, unreadable = classifier_predictions(loaded, data_dir)
+    report = classification_report(labels, probs, loaded.class_names)
     report["n_unreadable"] = len(unreadable)
     if unreadable:
         report["unreadable"] = unreadable[:20]

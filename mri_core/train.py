@@ -60,6 +60,11 @@ def parse_args(argv=None):
 # --------------------------------------------------------------------------- callbacks
 
 
+def checkpoint_path(args) -> Path:
+    """One folder per run: two runs of the same model name (a test beside a long run) never share it."""
+    return CHECKPOINTS / f"{args.name}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}" / "best.keras"
+
+
 def _callbacks(monitor_fn, ckpt: Path, patience: int, max_minutes: float):
     import keras
 
@@ -192,7 +197,7 @@ def train_classifier(args, task, arch) -> dict:
         p = m.predict(xva, batch_size=128, verbose=0)
         return "val_macro_f1", macro_f1(yva, p.argmax(1), n)
 
-    ckpt = CHECKPOINTS / args.name / "best.keras"
+    ckpt = checkpoint_path(args)
     ckpt.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     hist = model.fit(
@@ -300,7 +305,7 @@ def train_segmenter(args, task, arch) -> dict:
         p = mdl.predict(xva, batch_size=64, verbose=0) >= 0.5
         return "val_patient_dice", per_patient_dice(p, mva, pva)
 
-    ckpt = CHECKPOINTS / args.name / "best.keras"
+    ckpt = checkpoint_path(args)
     ckpt.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     hist = model.fit(ds, epochs=args.epochs, validation_data=(xva, mva.astype(np.float32)),

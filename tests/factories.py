@@ -44,6 +44,8 @@ def dicom_bytes(
     spacing: tuple[float, float] | None = (0.5, 0.5),
     position: tuple[float, float, float] | None = None,
     series_uid: str | None = None,
+    study_uid: str | None = None,
+    frame_of_reference_uid: str | None = None,
     instance: int = 1,
     modality: str = "MR",
     patient_name: str = "Doe^Jane",
@@ -64,9 +66,9 @@ def dicom_bytes(
     ds.file_meta = meta
     ds.SOPClassUID = MRImageStorage
     ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID = generate_uid()
+    ds.StudyInstanceUID = study_uid or generate_uid()
     ds.SeriesInstanceUID = series_uid or generate_uid()
-    ds.FrameOfReferenceUID = generate_uid()
+    ds.FrameOfReferenceUID = frame_of_reference_uid or generate_uid()
     ds.Modality = modality
     ds.PatientName = patient_name
     ds.PatientID = "ID-12345"

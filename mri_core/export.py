@@ -1,0 +1,308 @@
+"""Taking a result out of the app: the mask as PNG, NIfTI or DICOM SEG, and a short text report.
+
+A mask is only useful outside the app if another tool puts it back on the right voxels, so
+each format keeps the geometry of the image it was drawn on: the NIfTI mask shares the
+voxel grid and affine of the NIfTI it came from, and the DICOM SEG references the exact
+source instances (and frames). Exports are shared more freely than scans, so none of them
+carries a patient identifier: the NIfTI header is new, and the SEG is built from copies of
+the source headers that hold only geometry and UIDs.
+"""
+
+from __future__ import annotations
+
+import copy
+import gzip
+import io
+
+import numpy as np
+
+from .io import PATIENT_FIELDS, ImageStack
+
+DISCLAIMER = "Research and teaching use: this supports and does not replace a radiologist's reading."
+
+# What highdicom needs from a source header to describe and reference its frames: identity
+# (UIDs), pixel layout and geometry. Nothing else is copied, so no personal data (names,
+# dates, institution, other IDs, private tags) can reach the SEG through highdicom's
+# copying of the patient, study and equipment modules.
+_SEG_SOURCE_KEYWORDS = (
+    "SpecificCharacterSet",
+    "SOPClassUID",
+    "SOPInstanceUID",
+    "StudyInstanceUID",
+    "SeriesInstanceUID",
+    "FrameOfReferenceUID",
+    "Modality",
+    "Rows",
+    "Columns",
+    "NumberOfFrames",
+    "SamplesPerPixel",
+    "PhotometricInterpretation",
+    "PlanarConfiguration",
+    "BitsAllocated",
+    "BitsStored",
+    "HighBit",
+    "PixelRepresentation",
+    "PixelSpacing",
+    "SliceThickness",
+    "SpacingBetweenSlices",
+    "ImageOrientationPatient",
+    "ImagePositionPatient",
+    "SharedFunctionalGroupsSequence",
+    "PerFrameFunctionalGroupsSequence",
+    "DimensionOrganizationType",
+    "LossyImageCompression",
+    "LossyImageCompressionRatio",
+    "LossyImageCompressionMethod",
+)
+
+# Type 2 attributes of the patient and study modules: a valid SEG must have them, so they
+# are present but empty. highdicom also reads them from the source, so the copies carry
+# them empty too.
+_EMPTY_TYPE2 = (
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "StudyDate",
+    "StudyTime",
+    "StudyID",
+    "AccessionNumber",
+    "ReferringPhysicianName",
+)
+
+# Identifying attributes that must not be in an export at all (a second line of defence:
+# the source copies never hold them).
+_REMOVE = tuple(k for k in PATIENT_FIELDS if k not in _EMPTY_TYPE2) + (
+    "OtherPatientIDs",
+    "OtherPatientIDsSequence",
+    "OtherPatientNames",
+    "IssuerOfPatientID",
+    "PatientBirthName",
+    "PatientMotherBirthName",
+    "PatientAddress",
+    "PatientTelephoneNumbers",
+    "PatientComments",
+    "PatientWeight",
+    "PatientSize",
+    "EthnicGroup",
+    "MilitaryRank",
+    "InstitutionAddress",
+    "InstitutionalDepartmentName",
+    "StationName",
+    "OperatorsName",
+    "PerformingPhysicianName",
+    "NameOfPhysiciansReadingStudy",
+    "PhysiciansOfRecord",
+    "RequestingPhysician",
+    "StudyDescription",
+    "AdmittingDiagnosesDescription",
+    "ContentCreatorName",
+)
+
+
+def _check_masks(masks: np.ndarray, stack: ImageStack) -> np.ndarray:
+    masks = np.asarray(masks)
+    expected = tuple(stack.slices.shape[:3])
+    if masks.shape != expected:
+        raise ValueError(f"The masks are shaped {masks.shape} but the image stack is {expected} (slices, rows, columns).")
+    return masks.astype(bool)
+
+
+# --------------------------------------------------------------------------- PNG
+
+
+def mask_png(mask: np.ndarray) -> bytes:
+    """One 2-D mask as an 8-bit grayscale PNG: 255 inside, 0 outside."""
+    from PIL import Image
+
+    m = np.asarray(mask)
+    if m.ndim != 2:
+        raise ValueError(f"A PNG mask must be one 2-D slice; got an array shaped {m.shape}.")
+    buf = io.BytesIO()
+    Image.fromarray(np.where(m.astype(bool), 255, 0).astype(np.uint8), mode="L").save(buf, format="PNG")
+    return buf.getvalue()
+
+
+# --------------------------------------------------------------------------- NIfTI
+
+
+def _radiological_affine(stack: ImageStack) -> np.ndarray:
+    """Voxel -> RAS mm for a volume un-transposed from radiological slices (no file geometry).
+
+    In the canonical array the first axis runs to the patient's right (columns were shown
+    with the patient's right on the left), the second anteriorly (rows ran from anterior at
+    the top) and the third superiorly (slice order), so a diagonal affine is RAS+.
+    """
+    row_mm, col_mm = stack.spacing_mm or (1.0, 1.0)
+    thickness = stack.slice_thickness_mm or 1.0
+    return np.diag([float(col_mm), float(row_mm), float(thickness), 1.0])
+
+
+def mask_nifti(masks: np.ndarray, stack: ImageStack) -> bytes:
+    """Masks (n, H, W) aligned with ``stack.slices`` as a gzipped NIfTI-1 volume of 0/1 uint8.
+
+    For a NIfTI input the volume has the voxel grid and affine of the closest-canonical
+    original, so viewers overlay it on the original file exactly.
+    """
+    import nibabel as nib
+
+    m = _check_masks(masks, stack)
+    # Inverse of the reader's np.transpose(vol[::-1, ::-1, :], (2, 1, 0)).
+    volume = np.ascontiguousarray(np.transpose(m, (2, 1, 0))[::-1, ::-1, :]).astype(np.uint8)
+    affine = np.asarray(stack.affine, dtype=float) if stack.affine is not None else _radiological_affine(stack)
+    # A fresh header: nothing from the source file (descrip, db_name, aux_file may name people).
+    img = nib.Nifti1Image(volume, affine)
+    img.set_data_dtype(np.uint8)
+    img.set_sform(affine, code=1)
+    img.set_qform(affine, code=1)
+    img.header.set_xyzt_units("mm")
+    img.header["descrip"] = b"MRI Insight mask"
+    img.header["intent_name"] = b"mask"
+    # mtime=0: the same mask gives the same bytes (no export time in the gzip header).
+    return gzip.compress(img.to_bytes(), mtime=0)
+
+
+# --------------------------------------------------------------------------- DICOM SEG
+
+
+def _geometry_only(ds):
+    """A copy of a source header with only identity, pixel layout and geometry."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    out = Dataset()
+    for keyword in _SEG_SOURCE_KEYWORDS:
+        if keyword in ds:
+            out[keyword] = copy.deepcopy(ds[keyword])  # highdicom adds elements to the SEG as they are
+    for keyword in _EMPTY_TYPE2:
+        setattr(out, keyword, "")
+    out.file_meta = FileMetaDataset()
+    out.file_meta.TransferSyntaxUID = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None) or ExplicitVRLittleEndian
+    return out
+
+
+def _scrub(seg) -> None:
+    for keyword in _EMPTY_TYPE2:
+        setattr(seg, keyword, "")
+    for keyword in _REMOVE:
+        if keyword in seg:
+            delattr(seg, keyword)
+    seg.PatientIdentityRemoved = "YES"
+    seg.DeidentificationMethod = "MRI Insight: patient and study identifiers removed, UIDs kept"
+
+
+def mask_dicom_seg(masks: np.ndarray, stack: ImageStack, algorithm_name: str, algorithm_version: str) -> bytes:
+    """Masks (n, H, W) as a binary DICOM Segmentation referencing the stack's DICOM sources.
+
+    Works for a series of single-frame images (one source per slice) and for one multi-frame
+    image. The SEG carries the study and frame-of-reference UIDs (so PACS and viewers file it
+    with the scan) but no patient identifiers.
+    """
+    if stack.format != "dicom" or not stack.dicom_sources:
+        raise ValueError(
+            f"A DICOM Segmentation can only be made for a DICOM image or series; this image was read from {stack.format.upper()}. "
+            "Export the mask as NIfTI or PNG instead."
+        )
+    m = _check_masks(masks, stack)
+    sources = stack.dicom_sources
+    if len(sources) not in (1, m.shape[0]):
+        raise ValueError(f"The stack has {m.shape[0]} slices but {len(sources)} DICOM headers; they must match one to one.")
+    if len(sources) == 1 and m.shape[0] > 1 and "PerFrameFunctionalGroupsSequence" not in sources[0]:
+        # A classic (non-enhanced) IOD with several frames has no per-frame geometry to
+        # reference; highdicom would silently keep one frame.
+        raise ValueError(
+            "This multi-frame DICOM has no per-frame geometry (it is not an enhanced multi-frame image), "
+            "so a DICOM Segmentation cannot reference its frames. Export the mask as NIfTI instead."
+        )
+    if len(sources) > 1 and not all("ImagePositionPatient" in ds and "ImageOrientationPatient" in ds for ds in sources):
+        raise ValueError(
+            "These DICOM slices do not say where they lie in the patient (no image position or orientation), "
+            "so a DICOM Segmentation cannot place them. Export the mask as NIfTI instead."
+        )
+
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+
+    algorithm = hd.AlgorithmIdentificationSequence(
+        name=algorithm_name,
+        version=algorithm_version,
+        family=codes.cid7162.ArtificialIntelligence,
+    )
+    tumour = hd.seg.SegmentDescription(
+        segment_number=1,
+        segment_label="Tumor",
+        segmented_property_category=codes.SCT.MorphologicallyAbnormalStructure,
+        segmented_property_type=codes.SCT.Neoplasm,
+        algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+        algorithm_identification=algorithm,
+    )
+    try:
+        seg = hd.seg.Segmentation(
+            source_images=[_geometry_only(ds) for ds in sources],
+            pixel_array=m,
+            segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+            segment_descriptions=[tumour],
+            series_instance_uid=hd.UID(),
+            series_number=900,  # high, so viewers list it after the scanner's own series
+            sop_instance_uid=hd.UID(),
+            instance_number=1,
+            manufacturer="MRI Insight",
+            manufacturer_model_name=algorithm_name,
+            software_versions=algorithm_version,
+            device_serial_number="none",
+            series_description="MRI Insight tumour segmentation",
+            # Keep every frame: readers then find one SEG frame per source frame, and an
+            # all-empty result is still a valid (empty) segmentation.
+            omit_empty_frames=False,
+        )
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise ValueError(f"These DICOM images cannot carry a DICOM Segmentation ({exc}). Export the mask as NIfTI instead.") from exc
+    if int(seg.NumberOfFrames) != m.shape[0]:
+        raise ValueError(f"The DICOM Segmentation came out with {seg.NumberOfFrames} frames for {m.shape[0]} slices.")
+    _scrub(seg)
+    buf = io.BytesIO()
+    seg.save_as(buf)
+    return buf.getvalue()
+
+
+# --------------------------------------------------------------------------- report
+
+
+def _size(px: float, mm: float | None, use_mm: bool) -> str:
+    return f"{mm:.1f} mm ({px:.1f} px)" if use_mm and mm is not None else f"{px:.1f} px"
+
+
+def report_text(
+    measurements: dict,
+    model_name: str,
+    spacing_known: bool,
+    volume_ml: float | None = None,
+    slice_index: int | None = None,
+) -> str:
+    """A short plain-text report of one result: model, measurements, and what it is for.
+
+    ``measurements`` is :meth:`mri_core.measure.Measurements.as_dict`; ``slice_index`` is
+    0-based. Nothing about the patient or the file is written, so the text can be pasted
+    anywhere.
+    """
+    m = measurements
+    lines = ["MRI Insight: automatic tumour segmentation", f"Model: {model_name}"]
+    if slice_index is not None:
+        lines.append(f"Slice: {slice_index + 1}")
+    area_px = int(m.get("area_px") or 0)
+    if area_px == 0:
+        lines.append("No tumour was segmented" + (" on this slice." if slice_index is not None else "."))
+    else:
+        area_mm2 = m.get("area_mm2")
+        lines.append(f"Area: {area_mm2:.1f} mm² ({area_px} px)" if spacing_known and area_mm2 is not None else f"Area: {area_px} px")
+        lines.append(f"Longest diameter: {_size(m['longest_diameter_px'], m.get('longest_diameter_mm'), spacing_known)}")
+        lines.append(
+            f"Perpendicular diameter: {_size(m['perpendicular_diameter_px'], m.get('perpendicular_diameter_mm'), spacing_known)}"
+        )
+        lines.append(f"Lesions: {int(m.get('n_lesions') or 0)}")
+    if volume_ml is not None:
+        lines.append(f"Volume: {volume_ml:.2f} mL")
+    if not spacing_known:
+        lines.append("Pixel spacing unknown: sizes are in pixels, not millimetres.")
+    lines.append(DISCLAIMER)
+    return "\n".join(lines) + "\n"

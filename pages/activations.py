@@ -1,0 +1,58 @@
+"""Activation viewer: feature maps of any convolutional layer, one channel enlarged, Grad-CAM there."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from mri_core import explain, inference
+from mri_core.preprocess import prepare
+from pages.common import DISCLAIMER, choose_inputs, model_picker, show_errors, slice_picker, task_picker
+
+st.title("Activation viewer")
+st.caption(DISCLAIMER)
+
+task = task_picker("act_task")
+loaded = model_picker(task, key=f"act_model_{task}")
+inputs = show_errors(choose_inputs(task, key=f"act_{task}", multiple=False))
+if not inputs:
+    st.stop()
+item = inputs[0]
+index = slice_picker(item.stack, key=f"act_slice_{item.label}")
+image = item.stack.slice(index)
+x = prepare(image, loaded.preprocessing)
+
+layers = explain.spatial_layers(loaded.keras_model)
+convs = set(explain.conv_layers(loaded.keras_model))
+only_convs = st.toggle("Convolution layers only", value=True, key="act_only_convs")
+choices = [n for n in layers if n in convs] if only_convs else layers
+default = loaded.card.get("gradcam_layer")
+default_index = choices.index(default) if default in choices else len(choices) - 1
+layer = st.selectbox("Layer", choices, index=default_index, key=f"act_layer_{loaded.name}_{only_convs}")
+
+maps = explain.feature_maps(loaded, x, layer)
+h, w, c = maps.shape
+st.caption(f"`{layer}`: {c} channels of {w}x{h}")
+left, right = st.columns([1.4, 1])
+left.image(explain.feature_grid(maps, max_channels=64), caption=f"Feature maps (first {min(c, 64)} of {c})",
+           width="stretch", clamp=True)
+channel = right.slider("Channel", 0, c - 1, int(np.argmax(maps.mean(axis=(0, 1)))), key=f"act_channel_{loaded.name}_{layer}")
+one = maps[..., channel]
+lo, hi = float(one.min()), float(one.max())
+right.image(explain.colormap((one - lo) / (hi - lo) if hi > lo else np.zeros_like(one)),
+            caption=f"Channel {channel} (min {lo:.2f}, max {hi:.2f})", width="stretch")
+
+st.subheader("Grad-CAM at this layer")
+if loaded.kind == "classifier":
+    pred = inference.classify(loaded, [image])[0]
+    target = st.selectbox("Explain the class", range(len(loaded.class_names)), index=pred.index,
+                          format_func=lambda i: f"{loaded.class_names[i]} ({pred.probs[i]:.0%})", key="act_target")
+    heat = explain.gradcam(loaded, x, target, layer_name=layer)
+else:
+    heat = explain.gradcam(loaded, x, layer_name=layer)
+base = x[..., 0] if x.shape[-1] == 1 else x
+c1, c2 = st.columns(2)
+c1.image(np.clip(base, 0, 1), caption="Model input (after crop and resize)", width="stretch")
+c2.image(explain.overlay(base, heat), caption=f"Grad-CAM at {layer}", width="stretch")
+if heat.max() == 0:
+    st.info("Grad-CAM is empty at this layer: no positive evidence for the chosen class flows through it.")

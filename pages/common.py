@@ -1,0 +1,125 @@
+"""What every page shares: cached models, task and model pickers, reading uploads or samples.
+
+Models live in ``st.cache_resource`` (one object per process, shared by every session and
+never mutated); decoded uploads in ``st.cache_data`` keyed by their bytes, in memory only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+import streamlit as st
+
+from mri_core import models
+from mri_core.io import ImageStack, UnreadableImage, read_images
+from mri_core.samples import list_samples
+from mri_core.tasks import TASKS
+
+DISCLAIMER = (
+    "Research and teaching use only. MRI Insight supports and does not replace a radiologist's reading."
+)
+
+
+@st.cache_resource(show_spinner="Loading model…")
+def get_model(name: str) -> models.LoadedModel:
+    return models.load(name)
+
+
+@st.cache_data(show_spinner=False)
+def model_card(name: str) -> dict:
+    return models.read_card(name)
+
+
+def task_picker(key: str, kinds: tuple[str, ...] = ("classifier", "segmenter"), horizontal: bool = True) -> str:
+    options = [t for t, task in TASKS.items() if task.kind in kinds and models.list_models(t)]
+    if not options:
+        st.error("No trained model is installed in models/.")
+        st.stop()
+    return st.radio("Task", options, format_func=lambda t: TASKS[t].title, horizontal=horizontal, key=key)
+
+
+def model_picker(task: str, key: str, label: str = "Model") -> models.LoadedModel:
+    names = models.list_models(task)
+    default = models.default_model(task)
+    name = st.selectbox(label, names, index=names.index(default), key=key,
+                        format_func=lambda n: f"{n} (default)" if n == default else n)
+    return get_model(name)
+
+
+@st.cache_data(show_spinner="Reading files…", max_entries=32)
+def _read(files: tuple[tuple[str, bytes], ...]) -> list[tuple[str, ImageStack | UnreadableImage]]:
+    return read_images(list(files))
+
+
+@dataclass
+class Input:
+    label: str
+    stack: ImageStack | None
+    error: str | None = None
+    truth: str | None = None  # known answer, for bundled samples
+    mask_path: str | None = None  # ground-truth mask, for bundled LGG samples
+
+
+def choose_inputs(task: str, key: str, multiple: bool = True) -> list[Input]:
+    """Uploaded files (any format, DICOM series grouped), or a bundled sample when none is given."""
+    uploads = st.file_uploader(
+        "Drop MRI slices here (PNG, JPEG, TIFF, BMP, DICOM, NIfTI)",
+        accept_multiple_files=multiple,
+        key=f"{key}_upload",
+        help="Files are read in memory and never stored. Several DICOM files of one series become one stack.",
+    )
+    if uploads and not multiple:
+        uploads = [uploads]
+    if uploads:
+        files = tuple((u.name, u.getvalue()) for u in uploads)
+        return [
+            Input(label, None, str(result)) if isinstance(result, UnreadableImage) else Input(label, result)
+            for label, result in _read(files)
+        ]
+    samples = list_samples(task)
+    if not samples:
+        st.info("Upload a file to begin.")
+        return []
+    pick = st.selectbox("…or try a bundled sample (from our validation split)", range(len(samples)),
+                        format_func=lambda i: samples[i].label, key=f"{key}_sample")
+    s = samples[pick]
+    (_, result), = _read(((s.path.name, s.path.read_bytes()),))
+    if isinstance(result, UnreadableImage):
+        return [Input(s.path.name, None, str(result))]
+    return [Input(s.path.name, result, truth=s.truth, mask_path=str(s.mask_path) if s.mask_path else None)]
+
+
+def show_errors(inputs: list[Input]) -> list[Input]:
+    """Say what was wrong with each unreadable file; return the readable ones."""
+    for item in inputs:
+        if item.error:
+            st.error(f"**{item.label}**: {item.error}")
+    return [i for i in inputs if i.stack is not None]
+
+
+def slice_picker(stack: ImageStack, key: str) -> int:
+    if stack.n_slices == 1:
+        return 0
+    return st.slider("Slice", 0, stack.n_slices - 1, stack.n_slices // 2, key=key)
+
+
+def show_notes(stack: ImageStack) -> None:
+    for note in stack.notes:
+        st.caption(f"ℹ️ {note}")
+
+
+def patient_details(stack: ImageStack, key: str) -> None:
+    """DICOM patient fields stay hidden unless the user asks for them."""
+    if stack.patient and st.toggle("Show patient details from the DICOM header", value=False, key=key):
+        st.table({k: [v] for k, v in stack.patient.items()})
+
+
+def file_key(data: bytes) -> str:
+    return hashlib.sha1(data).hexdigest()[:12]
+
+
+def as_display(image: np.ndarray) -> np.ndarray:
+    """A [0, 1] slice, gray or RGB, clipped for st.image."""
+    return np.clip(image, 0.0, 1.0)

@@ -1,0 +1,140 @@
+"""Model comparison: cards, evaluation on a folder or the bundled samples, curves, disagreements."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+import streamlit as st
+
+from mri_core import compare, models
+from mri_core.io import read_image
+from mri_core.samples import sample_dir
+from mri_core.tasks import TASKS
+from pages.common import DISCLAIMER, get_model, model_card, task_picker
+
+st.title("Model comparison")
+st.caption(DISCLAIMER)
+
+task = task_picker("cmp_task")
+names = models.list_models(task)
+cards = {n: model_card(n) for n in names}
+is_seg = TASKS[task].kind == "segmenter"
+
+
+@st.cache_resource(show_spinner="Timing models on this CPU…")
+def latency(name: str) -> float:
+    return compare.cpu_latency_ms(get_model(name))
+
+
+st.subheader("From the model cards (validation split)")
+rows = []
+for n, c in cards.items():
+    v = c["metrics"]["validation"]
+    row = {"model": n, "architecture": c["architecture"], "params": c["params"], "file MB": c.get("file_mb"),
+           "input": f"{c['preprocessing']['size'][0]} px × {c['preprocessing']['channels']} ch",
+           "training": f"{c['training']['epochs_run']} epochs, {c['training']['seconds'] / 60:.0f} min",
+           "CPU latency ms": round(latency(n), 1)}
+    if is_seg:
+        row.update({k: v.get(k) for k in ("dice_patient_mean", "dice_tumor_slices", "iou", "detection_auc", "detection_accuracy")})
+    else:
+        row.update({k: v.get(k) for k in ("accuracy", "balanced_accuracy", "macro_f1", "auc_macro", "ece")})
+        row["temperature"] = c.get("calibration", {}).get("temperature")
+    row["validation split"] = f"{c['split']['kind']}; n={c['split']['n_val']}"
+    rows.append(row)
+st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+
+st.subheader("Training curves")
+curves = []
+for n, c in cards.items():
+    for metric, values in c.get("history", {}).items():
+        curves += [{"model": n, "metric": metric, "epoch": i + 1, "value": v} for i, v in enumerate(values)]
+if curves:
+    df = pd.DataFrame(curves)
+    fig = px.line(df, x="epoch", y="value", color="model", facet_col="metric", facet_col_wrap=3, markers=True, height=420)
+    fig.update_yaxes(matches=None)
+    st.plotly_chart(fig, width="stretch", key="cmp_curves")
+
+st.subheader("Evaluate side by side")
+source = st.radio("On", ["bundled samples", "a folder on this server"], horizontal=True, key="cmp_source")
+folder = sample_dir(task)
+if source != "bundled samples":
+    layout = "the LGG layout (slices.csv)" if is_seg else "one sub-folder per class"
+    typed = st.text_input(f"Folder path ({layout})", key="cmp_folder")
+    if not typed:
+        st.stop()
+    folder = Path(typed).expanduser()
+    if not folder.is_dir():
+        st.error(f"{folder} is not a folder on this server.")
+        st.stop()
+chosen = st.multiselect("Models", names, default=names, key="cmp_models")
+if not chosen:
+    st.stop()
+
+
+@st.cache_data(show_spinner="Evaluating…", max_entries=8)
+def run_eval(names: tuple[str, ...], folder: str, seg: bool):
+    loaded = [get_model(n) for n in names]
+    if seg:
+        return compare.evaluate_segmenters(loaded, Path(folder))
+    return compare.evaluate_classifiers(loaded, Path(folder))
+
+
+try:
+    results = run_eval(tuple(chosen), str(folder), is_seg)
+except (ValueError, FileNotFoundError) as exc:
+    st.error(f"This folder cannot be evaluated: {exc}")
+    st.stop()
+
+if is_seg:
+    table = pd.DataFrame([{"model": n, **{k: v for k, v in r.items() if k != "dice_per_patient"}} for n, r in results.items()])
+    st.dataframe(table, hide_index=True, width="stretch")
+    long = table.melt(id_vars="model", value_vars=["dice_patient_mean", "dice_tumor_slices", "iou", "detection_auc", "detection_accuracy"])
+    st.plotly_chart(px.bar(long, x="variable", y="value", color="model", barmode="group", range_y=[0, 1]),
+                    width="stretch", key="cmp_seg_bars")
+    st.stop()
+
+class_names = TASKS[task].class_names
+st.caption(f"{results[0].report['n']} images from {folder}")
+summary = pd.DataFrame([{"model": r.name, **{k: r.report[k] for k in ("accuracy", "balanced_accuracy", "macro_f1", "auc_macro", "ece")}}
+                        for r in results])
+st.plotly_chart(px.bar(summary.melt(id_vars="model"), x="variable", y="value", color="model", barmode="group", range_y=[0, 1]),
+                width="stretch", key="cmp_bars")
+
+per_class = pd.DataFrame([{"model": r.name, "class": c, "metric": k, "value": r.report["per_class"][c][k]}
+                          for r in results for c in class_names for k in ("precision", "recall", "f1")])
+st.plotly_chart(px.bar(per_class, x="class", y="value", color="model", barmode="group", facet_col="metric", range_y=[0, 1]),
+                width="stretch", key="cmp_per_class")
+
+cols = st.columns(len(results))
+for col, r in zip(cols, results):
+    cm = np.asarray(r.report["confusion"])
+    fig = px.imshow(cm, x=list(class_names), y=list(class_names), text_auto=True, color_continuous_scale="Blues",
+                    labels=dict(x="predicted", y="true"), title=r.name)
+    col.plotly_chart(fig, width="stretch", key=f"cmp_cm_{r.name}")
+
+roc_fig, cal_fig = go.Figure(), go.Figure()
+for r in results:
+    for c, curve in compare.roc_per_class(r.labels, r.probs, list(class_names)).items():
+        roc_fig.add_scatter(x=curve["fpr"], y=curve["tpr"], mode="lines", name=f"{r.name}: {c} (AUC {curve['auc']:.3f})")
+    rel = compare.calibration_curve(r)
+    cal_fig.add_scatter(x=rel["confidence"], y=rel["accuracy"], mode="lines+markers", name=f"{r.name} (ECE {r.report['ece']:.3f})")
+roc_fig.update_layout(title="ROC, one class against the rest", xaxis_title="false positive rate", yaxis_title="true positive rate")
+cal_fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dash", color="grey"), name="perfect calibration")
+cal_fig.update_layout(title="Calibration", xaxis_title="confidence", yaxis_title="accuracy")
+a, b = st.columns(2)
+a.plotly_chart(roc_fig, width="stretch", key="cmp_roc")
+b.plotly_chart(cal_fig, width="stretch", key="cmp_cal")
+
+st.subheader("Where the models disagree")
+diff = compare.disagreements(results, list(class_names))
+if not diff:
+    st.success("The chosen models give the same top class on every image." if len(results) > 1 else "Choose two models or more.")
+for d in diff[:12]:
+    c1, c2 = st.columns([1, 3])
+    c1.image(np.clip(read_image(Path(d["path"]).read_bytes(), Path(d["path"]).name).slices[0], 0, 1), width=160)
+    c2.markdown(f"**{Path(d['path']).name}** — truth: **{d['truth']}**  \n" +
+                "  \n".join(f"{m}: {call}" for m, call in d["calls"].items()))

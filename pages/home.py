@@ -1,0 +1,53 @@
+"""Home: what each model was trained on, how well it did on data it never saw, and what the tool is for."""
+
+import pandas as pd
+import streamlit as st
+
+from mri_core import models
+from mri_core.tasks import TASKS
+from pages.common import DISCLAIMER, model_card
+
+st.title("🧠 MRI Insight")
+st.markdown(
+    "Drop brain MRI slices (PNG, JPEG, TIFF, DICOM or NIfTI) and get a **tumour-type** call, a "
+    "**dementia-stage** call or a **lower-grade-glioma mask** with measurements, each with a calibrated "
+    "confidence, an uncertainty and a picture of what the network looked at."
+)
+st.warning(
+    f"**{DISCLAIMER}** The models were trained on public research collections; their figures below "
+    "come from a validation split held out from the training data, not from your hospital's scans."
+)
+
+c1, c2, c3, c4 = st.columns(4)
+c1.page_link("pages/predict.py", label="Upload & predict", icon="🔎")
+c2.page_link("pages/mask.py", label="Tumour mask", icon="✏️")
+c3.page_link("pages/compare.py", label="Model comparison", icon="📊")
+c4.page_link("pages/activations.py", label="Activation viewer", icon="🧩")
+
+st.subheader("The models")
+for task_name, task in TASKS.items():
+    names = models.list_models(task_name)
+    st.markdown(f"**{task.title}** — {task.description}")
+    if not names:
+        st.caption("No trained model installed for this task.")
+        continue
+    rows = []
+    for n in names:
+        c = model_card(n)
+        v = c["metrics"]["validation"]
+        row = {"model": n + (" (default)" if c.get("default") else ""), "architecture": c["architecture"],
+               "trained on": f"{c['split']['n_train']} slices of {c['data']}",
+               "validated on": f"{c['split']['n_val']} unseen slices ({c['split']['kind']})"}
+        if task.kind == "segmenter":
+            row.update({"Dice per patient": round(v["dice_patient_mean"], 3), "detection AUC": round(v["detection_auc"], 3)})
+        else:
+            row.update({"accuracy": f"{v['accuracy']:.1%}", "balanced accuracy": f"{v['balanced_accuracy']:.1%}",
+                        "macro-F1": round(v["macro_f1"], 3)})
+        rows.append(row)
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+
+st.caption(
+    "Data: Brain Tumor MRI Dataset (CC0; Figshare, SARTAJ, Br35H); Alzheimer's Dataset (4 classes, Kaggle); "
+    "LGG Segmentation Dataset (TCGA/TCIA; Buda et al., Computers in Biology and Medicine 2019). "
+    "Uploads are processed in memory and never stored."
+)
