@@ -375,8 +375,33 @@ def _read_dicom(data: bytes, force: bool = False) -> ImageStack:
     )
 
 
+def _nifti_declared_bytes(head: bytes) -> int | None:
+    """Bytes a NIfTI header says its file holds (header, extensions, voxels); None if unsure."""
+    import nibabel as nib
+
+    if not _is_nifti_header(head):
+        return None
+    cls = nib.Nifti1Header if head[344:348] in (b"n+1\x00", b"ni1\x00") else nib.Nifti2Header
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            hdr = cls.from_fileobj(_io.BytesIO(head), check=False)
+            shape = hdr.get_data_shape()
+            itemsize = hdr.get_data_dtype().itemsize
+            offset = int(hdr.get_data_offset())
+    except Exception:
+        return None
+    if not shape or any(d < 0 for d in shape) or itemsize <= 0:
+        return None
+    return max(offset, 0) + int(np.prod([int(d) for d in shape], dtype=object)) * itemsize
+
+
 def _gunzip_limited(data: bytes, limit: int) -> bytes:
-    """gunzip that refuses to inflate past `limit` bytes (a gzip bomb stays small on disk)."""
+    """gunzip that refuses to inflate past `limit` bytes (a gzip bomb stays small on disk).
+
+    A NIfTI header in the first bytes tightens the limit to the size it declares (plus 1 MB),
+    so a small volume followed by a flood of zeros is refused early, not after `limit` bytes.
+    """
     out = _io.BytesIO()
     try:
         with gzip.GzipFile(fileobj=_io.BytesIO(data)) as gz:
@@ -384,6 +409,12 @@ def _gunzip_limited(data: bytes, limit: int) -> bytes:
                 chunk = gz.read(1 << 20)
                 if not chunk:
                     break
+                if out.tell() == 0:
+                    declared = _nifti_declared_bytes(chunk[:1024])
+                    if declared is not None:
+                        if declared > limit:
+                            raise UnreadableImage("This NIfTI volume holds more voxels than the app accepts.")
+                        limit = min(limit, declared + (1 << 20))
                 out.write(chunk)
                 if out.tell() > limit:
                     raise UnreadableImage("This compressed file inflates to more data than the app accepts.")

@@ -23,13 +23,22 @@ DISCLAIMER = (
 
 
 @st.cache_resource(show_spinner="Loading model…")
-def get_model(name: str) -> models.LoadedModel:
+def _load_model(name: str, models_dir: str) -> models.LoadedModel:
     return models.load(name)
 
 
+def get_model(name: str) -> models.LoadedModel:
+    # The folder is part of the key so a different models/ (tests, MRI_MODELS_DIR) never hits a stale entry.
+    return _load_model(name, str(models.MODELS_DIR))
+
+
 @st.cache_data(show_spinner=False)
-def model_card(name: str) -> dict:
+def _card(name: str, models_dir: str) -> dict:
     return models.read_card(name)
+
+
+def model_card(name: str) -> dict:
+    return _card(name, str(models.MODELS_DIR))
 
 
 def task_picker(key: str, kinds: tuple[str, ...] = ("classifier", "segmenter"), horizontal: bool = True) -> str:

@@ -64,6 +64,8 @@ if editing:
         mask = model_masks[index]
     from PIL import Image
 
+    # A new canvas per file and slice; its key is kept so tests can feed it a drawing.
+    canvas_key = st.session_state["mask_canvas_key"] = f"mask_canvas_{abs(hash(stack_id))}_{index}"
     result = st_canvas(
         stroke_width=width,
         stroke_color=BRUSH if tool == "brush" else ERASER,
@@ -73,7 +75,7 @@ if editing:
         width=CANVAS,
         drawing_mode="freedraw",
         return_image_data=True,
-        key=f"mask_canvas_{stack_id}_{index}",
+        key=canvas_key,
     )
     st.caption("Green: the mask. The eraser paints red; red pixels are removed from the mask.")
     drawn = result.image_data
