@@ -98,15 +98,55 @@ def _callbacks(monitor_fn, ckpt: Path, patience: int, max_minutes: float):
     return [ValidationMetric()]
 
 
-def _optimizer(lr, weight_decay, steps_per_epoch, epochs):
+class CosineSchedule:
+    """Warm-up then cosine decay over whichever runs out first: the epochs or the time budget.
+
+    A per-step schedule fixed in advance would be cut off mid-decay by ``--max-minutes``, leaving
+    the last weights trained at a high rate; following the clock lets every run end annealed.
+    """
+
+    def __init__(self, lr: float, steps_per_epoch: int, epochs: int, max_minutes: float):
+        self.lr, self.total = lr, max(steps_per_epoch * epochs, 1)
+        self.warmup = max(min(steps_per_epoch * 2, self.total // 4), 1)
+        self.budget_s = max_minutes * 60 if max_minutes else 0.0
+        self.start = None
+
+    def __call__(self, step: int) -> float:
+        import math
+
+        if self.start is None:
+            self.start = time.time()
+        if step < self.warmup:
+            return self.lr * (0.05 + 0.95 * step / self.warmup)
+        progress = (step - self.warmup) / max(self.total - self.warmup, 1)
+        if self.budget_s:
+            progress = max(progress, (time.time() - self.start) / self.budget_s)
+        return self.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
+
+
+def _schedule_callback(schedule: CosineSchedule):
     import keras
 
-    total = max(steps_per_epoch * epochs, 1)
-    warmup = min(steps_per_epoch * 2, total // 4)
-    schedule = keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=lr * 0.05, decay_steps=total - warmup, warmup_target=lr, warmup_steps=warmup, alpha=0.01
-    )
-    return keras.optimizers.AdamW(learning_rate=schedule, weight_decay=weight_decay, clipnorm=1.0)
+    class SetLearningRate(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.step = 0
+
+        def on_train_batch_begin(self, batch, logs=None):
+            self.model.optimizer.learning_rate.assign(schedule(self.step))
+            self.step += 1
+
+        def on_epoch_end(self, epoch, logs=None):
+            if logs is not None:
+                logs["learning_rate"] = float(schedule(self.step))
+
+    return SetLearningRate()
+
+
+def _optimizer(lr, weight_decay):
+    import keras
+
+    return keras.optimizers.AdamW(learning_rate=lr, weight_decay=weight_decay, clipnorm=1.0)
 
 
 # --------------------------------------------------------------------------- classifiers
@@ -179,7 +219,7 @@ def train_classifier(args, task, arch) -> dict:
         model.load_weights(args.init_from)
     steps = int(np.ceil(len(xtr) / args.batch_size))
     model.compile(
-        optimizer=_optimizer(args.lr, args.weight_decay, steps, args.epochs),
+        optimizer=_optimizer(args.lr, args.weight_decay),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=args.label_smoothing),
         metrics=["accuracy"],
     )
@@ -205,7 +245,8 @@ def train_classifier(args, task, arch) -> dict:
         validation_data=val_ds,
         epochs=args.epochs,
         class_weight=class_weights(ytr, n, args.class_weight_power),
-        callbacks=_callbacks(monitor, ckpt, args.patience, args.max_minutes),
+        callbacks=_callbacks(monitor, ckpt, args.patience, args.max_minutes)
+        + [_schedule_callback(CosineSchedule(args.lr, steps, args.epochs, args.max_minutes))],
         verbose=2,
     )
     train_s = time.time() - t0
@@ -274,7 +315,7 @@ def train_segmenter(args, task, arch) -> dict:
     if args.init_from:
         model.load_weights(args.init_from)
     steps = int(np.ceil(len(tr) / args.batch_size))
-    model.compile(optimizer=_optimizer(args.lr, args.weight_decay, steps, args.epochs), loss=dice_bce_loss)
+    model.compile(optimizer=_optimizer(args.lr, args.weight_decay), loss=dice_bce_loss)
     aug = keras.Sequential(
         [
             layers.RandomFlip("horizontal", seed=args.seed),
@@ -309,7 +350,8 @@ def train_segmenter(args, task, arch) -> dict:
     ckpt.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     hist = model.fit(ds, epochs=args.epochs, validation_data=(xva, mva.astype(np.float32)),
-                     callbacks=_callbacks(monitor, ckpt, args.patience, args.max_minutes), verbose=2)
+                     callbacks=_callbacks(monitor, ckpt, args.patience, args.max_minutes)
+        + [_schedule_callback(CosineSchedule(args.lr, steps, args.epochs, args.max_minutes))], verbose=2)
     train_s = time.time() - t0
     best = keras.saving.load_model(ckpt, compile=False)
     card = {"task": task.name, "kind": "segmenter", "class_names": list(task.class_names), "preprocessing": pre}
