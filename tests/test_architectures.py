@@ -39,3 +39,16 @@ def test_saved_model_reloads_identically(tmp_path):
     again = keras.saving.load_model(tmp_path / "m.keras", compile=False)
     x = np.random.default_rng(1).random((1, 32, 32, 1)).astype("float32")
     np.testing.assert_allclose(model.predict_on_batch(x), again.predict_on_batch(x), atol=1e-6)
+
+
+def test_imagenet_style_weights_load_from_a_user_file(tmp_path):
+    """--imagenet-weights: a backbone weights file (here random, same layout) loads by layer name."""
+    import keras
+
+    backbone = keras.applications.MobileNetV3Small(input_shape=(64, 64, 3), include_top=False, weights=None,
+                                                   include_preprocessing=True)
+    path = tmp_path / "mobilenet_v3_small_notop.weights.h5"
+    backbone.save_weights(path)
+    model = create_model("mobilenetv3_small", num_classes=4, input_size=(64, 64), weights=str(path))
+    ref = backbone.get_layer("conv").get_weights()[0]
+    np.testing.assert_array_equal(model.get_layer("conv").get_weights()[0], ref)

@@ -1,0 +1,33 @@
+"""Print the README's model table from the cards in models/ (validation-split figures)."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from mri_core import models  # noqa: E402
+
+
+def main():
+    print("| model | task | architecture | input | params | file MB | validation split | validation figures | training |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for name in models.list_models():
+        c = models.read_card(name)
+        v = c["metrics"]["validation"]
+        if c["kind"] == "segmenter":
+            figs = (f"Dice/patient {v['dice_patient_mean']:.3f}, Dice on tumour slices {v['dice_tumor_slices']:.3f}, "
+                    f"detection AUC {v['detection_auc']:.3f}, detection acc. {v['detection_accuracy']:.1%}")
+            split = f"{len(c['split']['val_patients'])} patients, {c['split']['n_val']} slices"
+        else:
+            figs = (f"acc. {v['accuracy']:.1%}, balanced acc. {v['balanced_accuracy']:.1%}, macro-F1 {v['macro_f1']:.3f}, "
+                    f"AUC {v['auc_macro']:.3f}, ECE {v['ece']:.3f}")
+            split = f"{c['split']['n_val']} images, {c['split']['kind'].split(' (')[0]}"
+        pre = c["preprocessing"]
+        t = c["training"]
+        print(f"| `{name}`{' (default)' if c.get('default') else ''} | {c['task']} | {c['architecture']} | "
+              f"{pre['size'][0]} px × {pre['channels']} ch{', brain crop' if pre.get('crop') else ''} | {c['params']:,} | "
+              f"{c.get('file_mb', 0):.1f} | {split} | {figs} | {t['epochs_run']} epochs, {t['seconds'] / 60:.0f} min, {t['machine']} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Set up MRI Insight on a fresh Debian machine with Python 3.11: a virtual environment in .venv
+# with the pinned requirements, and (with --dev) the test tools plus Debian's chromium and
+# chromium-driver for the browser tests. Safe to run again: it only installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+dev=0
+[ "${1:-}" = "--dev" ] && dev=1
+
+python=""
+for candidate in python3.11 python3; do
+  if command -v "$candidate" >/dev/null 2>&1; then python="$candidate"; break; fi
+done
+[ -n "$python" ] || { echo "Python 3.11 is needed (apt-get install python3 python3-venv)" >&2; exit 1; }
+
+if [ ! -x .venv/bin/python ]; then
+  "$python" -m venv .venv
+  .venv/bin/python -m pip install --quiet --upgrade pip
+fi
+
+req=requirements.txt
+[ "$dev" = 1 ] && req=requirements-dev.txt
+# Reinstall only when the requirements changed since the last successful install.
+stamp=".venv/.installed-$(basename "$req")-$(sha1sum requirements*.txt | sha1sum | cut -c1-12)"
+if [ ! -f "$stamp" ]; then
+  .venv/bin/python -m pip install --quiet -r "$req"
+  touch "$stamp"
+fi
+
+if [ "$dev" = 1 ] && { [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; }; then
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -q
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver
+fi
