@@ -85,28 +85,47 @@ def stratified_split(labels: np.ndarray, val_fraction: float, seed: int) -> tupl
     return np.sort(np.asarray(train, dtype=np.int64)), np.sort(np.asarray(val, dtype=np.int64))
 
 
-def block_split(paths: list[Path], labels: np.ndarray, val_fraction: float, seed: int, block: int = 32):
-    """Split by runs of consecutive file numbers, per class.
+def similarity_groups(x: np.ndarray, threshold: float = 0.95, side: int = 32) -> np.ndarray:
+    """Group ids for images that are near-copies of each other (Pearson r > ``threshold`` at 32 px).
 
-    The Alzheimer set does not say which slices belong to one subject, but neighbouring file
-    numbers are neighbouring slices of one brain far more often than chance. Holding out whole
-    runs of ``block`` numbers keeps most subjects on one side; it is still an approximation.
+    The Alzheimer set does not say which slices come from one subject. Neighbouring slices of
+    one brain correlate at r > 0.99 while slices of different brains stay lower, so connected
+    components of the r > 0.95 graph recover subjects: on the cropped 128 px training images
+    they give 203 groups of at most 26 slices (the set has ~26 slices a subject), each of a
+    single class (2 ModerateDemented, 30 Mild, 71 VeryMild, 100 NonDemented). At 0.94 groups
+    start to merge (one of 154 slices); at 0.97 subjects split in two.
     """
+    small = np.stack([resize(img, (side, side)).reshape(-1) for img in x]).astype(np.float64)
+    small -= small.mean(axis=1, keepdims=True)
+    small /= np.maximum(np.linalg.norm(small, axis=1, keepdims=True), 1e-12)
+    parent = np.arange(len(small))
+
+    def find(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for start in range(0, len(small), 1024):  # blockwise: a 5,000 x 5,000 matrix is fine, 50,000 is not
+        block = small[start : start + 1024] @ small.T
+        for a, b in zip(*np.nonzero(block > threshold)):
+            ra, rb = find(start + a), find(b)
+            if ra != rb:
+                parent[ra] = rb
+    roots = np.asarray([find(i) for i in range(len(small))])
+    return np.unique(roots, return_inverse=True)[1]
+
+
+def group_split(groups: np.ndarray, labels: np.ndarray, val_fraction: float, seed: int):
+    """Hold out whole groups (pseudo-subjects), ``val_fraction`` of each class's groups, at least one."""
     rng = np.random.default_rng(seed)
-    numbers = np.asarray([int(m.group(1)) if (m := re.search(r"(\d+)\D*$", p.stem)) else i for i, p in enumerate(paths)])
-    train, val = [], []
+    val_groups: set[int] = set()
     for c in np.unique(labels):
-        idx = np.flatnonzero(labels == c)
-        groups = numbers[idx] // block
-        if len(np.unique(groups)) < 2:  # too few files for blocks: split them one by one
-            groups = numbers[idx]
-        uniq = np.unique(groups)
-        rng.shuffle(uniq)
-        n_val_groups = max(1, int(round(len(uniq) * val_fraction)))
-        val_groups = set(uniq[:n_val_groups].tolist())
-        for i, g in zip(idx, groups):
-            (val if g in val_groups else train).append(i)
-    return np.sort(np.asarray(train, dtype=np.int64)), np.sort(np.asarray(val, dtype=np.int64))
+        g = np.unique(groups[labels == c])
+        rng.shuffle(g)
+        val_groups.update(g[: max(1, int(round(len(g) * val_fraction)))].tolist())
+    is_val = np.isin(groups, list(val_groups))
+    return np.flatnonzero(~is_val), np.flatnonzero(is_val)
 
 
 # --------------------------------------------------------------------------- LGG

@@ -200,8 +200,10 @@ def train_classifier(args, task, arch) -> dict:
     x, y, paths = D.load_classification(data_dir, task.class_names, pre, cache=not args.no_cache)
     print(f"loaded {len(x)} images {x.shape[1:]} in {time.time() - t0:.0f} s", flush=True)
     if task.name == "alzheimer":
-        tr, va = D.block_split(paths, y, args.val_fraction, args.seed)
-        split = {"kind": "blocks of 32 consecutive file numbers per class (subjects are not labelled; an approximation of a subject split)"}
+        groups = D.similarity_groups(x)
+        tr, va = D.group_split(groups, y, args.val_fraction, args.seed)
+        split = {"kind": "by pseudo-subject (groups of near-identical slices, r > 0.95; subjects are not labelled)",
+                 "n_groups": int(groups.max() + 1), "n_val_groups": int(len(np.unique(groups[va])))}
     else:
         tr, va = D.stratified_split(y, args.val_fraction, args.seed)
         split = {"kind": "stratified random (no patient identifiers in this set)"}

@@ -7,7 +7,7 @@ from mri_core import models
 from mri_core.tasks import TASKS
 from pages.common import DISCLAIMER, model_card
 
-st.title("🧠 MRI Insight")
+st.title("MRI Insight")
 st.markdown(
     "Drop brain MRI slices (PNG, JPEG, TIFF, DICOM or NIfTI) and get a **tumour-type** call, a "
     "**dementia-stage** call or a **lower-grade-glioma mask** with measurements, each with a calibrated "
@@ -19,10 +19,10 @@ st.warning(
 )
 
 c1, c2, c3, c4 = st.columns(4)
-c1.page_link("pages/predict.py", label="Upload & predict", icon="🔎")
-c2.page_link("pages/mask.py", label="Tumour mask", icon="✏️")
-c3.page_link("pages/compare.py", label="Model comparison", icon="📊")
-c4.page_link("pages/activations.py", label="Activation viewer", icon="🧩")
+c1.page_link("pages/predict.py", label="Upload & predict", icon=":material/search:")
+c2.page_link("pages/mask.py", label="Tumour mask", icon=":material/edit:")
+c3.page_link("pages/compare.py", label="Model comparison", icon=":material/bar_chart:")
+c4.page_link("pages/activations.py", label="Activation viewer", icon=":material/layers:")
 
 st.subheader("The models")
 for task_name, task in TASKS.items():
@@ -35,14 +35,14 @@ for task_name, task in TASKS.items():
     for n in names:
         c = model_card(n)
         v = c["metrics"]["validation"]
-        row = {"model": n + (" (default)" if c.get("default") else ""), "architecture": c["architecture"],
-               "trained on": f"{c['split']['n_train']} slices of {c['data']}",
-               "validated on": f"{c['split']['n_val']} unseen slices ({c['split']['kind']})"}
+        row = {"model": n + (" (default)" if c.get("default") else "")}
         if task.kind == "segmenter":
             row.update({"Dice per patient": round(v["dice_patient_mean"], 3), "detection AUC": round(v["detection_auc"], 3)})
         else:
             row.update({"accuracy": f"{v['accuracy']:.1%}", "balanced accuracy": f"{v['balanced_accuracy']:.1%}",
                         "macro-F1": round(v["macro_f1"], 3)})
+        row.update({"architecture": c["architecture"], "trained on": f"{c['split']['n_train']} slices of {c['data']}",
+                    "validated on": f"{c['split']['n_val']} unseen slices ({c['split']['kind']})"})
         rows.append(row)
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
 

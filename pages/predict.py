@@ -71,7 +71,7 @@ def show_segmentation(item, index: int) -> None:
     c[3].metric("Lesions", m.n_lesions)
     for w in inference.input_warnings(image, loaded, None, item.stack.modality):
         st.warning(w)
-    st.page_link("pages/mask.py", label="Open the mask editor for measurements, correction and export", icon="✏️")
+    st.page_link("pages/mask.py", label="Open the mask editor for measurements, correction and export", icon=":material/edit:")
 
 
 if len(inputs) == 1:

@@ -27,13 +27,28 @@ def test_stratified_split_is_disjoint_and_stratified():
     assert np.bincount(y[va]).tolist() == [10, 10, 10, 10]
 
 
-def test_block_split_keeps_runs_together():
-    paths = [Path(f"c/img{i}.jpg") for i in range(320)]
-    y = np.zeros(320, int)
-    tr, va = D.block_split(paths, y, 0.25, 0, block=32)
-    groups_va = {i // 32 for i in va}
-    groups_tr = {i // 32 for i in tr}
-    assert not groups_va & groups_tr and groups_va
+def test_similarity_groups_find_subjects():
+    from factories import phantom
+
+    rng = np.random.default_rng(0)
+    subjects = [phantom(64, 64, seed=s) * (0.6 + 0.1 * s) for s in range(3)]
+    # three "subjects", each with 4 slightly different slices; different subjects' blobs differ
+    x = []
+    for s, base in enumerate(subjects):
+        base = base.copy()
+        base[10 + 15 * s : 20 + 15 * s, 5:60] = 1.0
+        x += [base + rng.normal(0, 0.01, base.shape).astype(np.float32) for _ in range(4)]
+    groups = D.similarity_groups(np.stack(x)[..., None])
+    assert len(np.unique(groups)) == 3
+    assert all(len(set(groups[4 * s : 4 * s + 4])) == 1 for s in range(3))
+
+
+def test_group_split_keeps_groups_whole():
+    groups = np.repeat(np.arange(20), 5)
+    labels = np.repeat(np.arange(20) % 2, 5)
+    tr, va = D.group_split(groups, labels, 0.2, 0)
+    assert not set(groups[tr]) & set(groups[va])
+    assert set(labels[va]) == {0, 1} and len(np.unique(groups[va])) == 4
 
 
 def test_lgg_listing_and_patient_split(synthetic_data):

@@ -1,0 +1,214 @@
+"""The real app in real Chromium: `streamlit run app.py` on the tiny models, driven by Playwright.
+
+What AppTest cannot see: the page as the browser renders it, a file landing in the uploader's
+<input type=file> (where a drag-and-drop lands), the drawable canvas taking a mouse stroke, the
+websocket round trips. Each test leaves a full-page screenshot in test-artifacts/browser/.
+
+Waits are on the exact state asserted, with nothing stale and the script not running: text
+read during a rerun can be the previous run's.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("playwright.sync_api")
+from playwright.sync_api import expect, sync_playwright  # noqa: E402
+
+from bench.load import (  # noqa: E402
+    CHROMIUM, ERRORS_JS, HOME_READY_JS, READY_JS, RESULT_JS, UPLOAD_INPUT, VIEWPORT, launch_options, serve,
+)
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parent.parent
+SHOTS = ROOT / "test-artifacts" / "browser"
+SAMPLES = ROOT / "samples"
+WAIT_MS = 120_000  # Chromium and TensorFlow share 2 busy cores
+BROKEN = b"\x89PNG\r\n\x1a\nxx"
+
+if not Path(CHROMIUM).exists():
+    pytest.skip(f"no Chromium at {CHROMIUM}", allow_module_level=True)
+
+expect.set_options(timeout=WAIT_MS)
+
+# The page has settled: nothing stale, the script not running.
+IDLE = """() => !document.querySelector('[data-stale="true"]')
+               && !document.querySelector('[data-testid="stStatusWidgetRunningIcon"]')"""
+# A settled page's metric value by label, or null.
+METRIC_JS = """
+(label) => {
+  if (document.querySelector('[data-stale="true"]')) return null;
+  if (document.querySelector('[data-testid="stStatusWidgetRunningIcon"]')) return null;
+  const m = [...document.querySelectorAll('[data-testid="stMetric"]')].find(
+      m => (m.querySelector('[data-testid="stMetricLabel"]')?.innerText || '').trim() === label);
+  return m ? m.querySelector('[data-testid="stMetricValue"]').innerText.trim() : null;
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def server(use_tiny_models):
+    """`streamlit run app.py` on a free localhost port, MRI_MODELS_DIR = the tiny models."""
+    with serve(use_tiny_models) as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(**launch_options())
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def app(server, browser) -> str:
+    """The server's url, after one visit to the home page, as a user arriving at the app would.
+
+    Until some session has run app.py, a fresh server answers a deep link (/predict) from
+    Streamlit's legacy pages/ mode: see test_deep_link_on_a_fresh_server_uses_the_apps_navigation.
+    """
+    context = browser.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    page.goto(server.url + "/", timeout=WAIT_MS)
+    page.wait_for_function(HOME_READY_JS, timeout=WAIT_MS, polling=200)
+    context.close()
+    return server.url
+
+
+@pytest.fixture
+def page(browser, request):
+    """A fresh browser context (its own Streamlit session); a full-page screenshot when done."""
+    context = browser.new_context(viewport=VIEWPORT)
+    p = context.new_page()
+    p.set_default_timeout(WAIT_MS)
+    yield p
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    try:
+        p.screenshot(path=str(SHOTS / f"{request.node.name}.png"), full_page=True, timeout=WAIT_MS)
+    finally:
+        context.close()
+
+
+def no_exception(page) -> None:
+    assert page.locator('[data-testid="stException"]').count() == 0, page.evaluate(ERRORS_JS)
+
+
+def open_predict(page, url: str) -> str:
+    """The predict page with its first run done; returns the subheader (the bundled sample's name)."""
+    page.goto(url + "/predict", timeout=WAIT_MS)
+    page.wait_for_function(READY_JS, timeout=WAIT_MS, polling=200)
+    return page.locator("h3").first.inner_text().strip()
+
+
+def test_home_shows_the_disclaimer(app, page):
+    page.goto(app + "/", timeout=WAIT_MS)
+    page.wait_for_function(HOME_READY_JS, timeout=WAIT_MS, polling=200)
+    expect(page.locator('[data-testid="stAlertContentWarning"]')).to_contain_text(
+        "supports and does not replace a radiologist's reading")
+    expect(page.locator("h1").first).to_contain_text("MRI Insight")
+    expect(page.locator('[data-testid="stSidebarNav"]')).to_contain_text("Upload & predict")
+    no_exception(page)
+
+
+def test_upload_gives_prediction_and_gradcam(app, page):
+    shown = open_predict(page, app)
+    scan = next(p for p in sorted((SAMPLES / "brain_tumor" / "glioma").glob("*.jpg")) if p.name != shown)
+    page.locator(UPLOAD_INPUT).set_input_files(str(scan))  # where a drag-and-drop lands
+
+    result = page.wait_for_function(RESULT_JS, arg=scan.name, timeout=WAIT_MS, polling=200).json_value()
+    assert result["errors"] == []
+    label = result["prediction"]
+    assert label in {"glioma", "meningioma", "notumor", "pituitary"}
+    expect(page.locator('[data-testid="stFileChipName"]')).to_have_text([scan.name])
+    expect(page.locator("h3").first).to_have_text(scan.name)
+    expect(page.locator('[data-testid="stImageCaption"]', has_text="Grad-CAM for")).to_contain_text(f"“{label}”")
+    expect(page.locator('[data-testid="stImageCaption"]', has_text="Uploaded slice")).to_be_visible()
+    expect(page.get_by_text("Calibrated confidence")).to_be_visible()
+    # The two images are really there: decoded by the browser, not just their captions.
+    sizes = page.evaluate("() => [...document.querySelectorAll('[data-testid=\"stImage\"] img')].map(i => i.naturalWidth)")
+    assert len(sizes) >= 2 and all(w > 0 for w in sizes), sizes
+    no_exception(page)
+
+
+def test_lgg_task_shows_tumour_probability(app, page):
+    open_predict(page, app)
+    page.get_by_text("Lower-grade glioma mask", exact=True).click()
+    value = page.wait_for_function(METRIC_JS, arg="Tumour probability", timeout=WAIT_MS, polling=200).json_value()
+    assert value.endswith("%") and 0 <= int(value.rstrip("%")) <= 100
+    expect(page.get_by_text("Predicted tumour mask")).to_be_visible()
+    assert page.evaluate(METRIC_JS, "Prediction") is None  # the classifier's metric is gone
+    no_exception(page)
+
+
+def test_mask_overlay_and_hand_correction(app, page):
+    page.goto(app + "/mask", timeout=WAIT_MS)
+    before = page.wait_for_function(METRIC_JS, arg="Area", timeout=WAIT_MS, polling=200).json_value()
+    expect(page.locator('[data-testid="stImageCaption"]', has_text="Model's mask")).to_be_visible()
+
+    page.get_by_text("Correct by hand", exact=True).click()
+    canvas = page.locator('[class*="st-key-mask_canvas_"] canvas.upper-canvas')
+    expect(canvas).to_be_visible()
+    page.wait_for_function(IDLE, timeout=WAIT_MS, polling=200)
+    box = canvas.bounding_box()
+    assert box and box["width"] > 100 and box["height"] > 100, box
+    # A brush stroke across the upper third (the model's mask, if any, is unlikely to cover it all).
+    y = box["y"] + box["height"] * 0.3
+    page.mouse.move(box["x"] + box["width"] * 0.15, y)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.85, y + box["height"] * 0.1, steps=15)
+    page.mouse.up()
+
+    after = page.wait_for_function(
+        f"(before) => {{ const v = ({METRIC_JS})('Area'); return v !== null && v !== before ? v : null; }}",
+        arg=before, timeout=WAIT_MS, polling=200).json_value()
+    assert float(after.split()[0]) > float(before.split()[0]), (before, after)
+    expect(page.locator('[data-testid="stImageCaption"]', has_text="Edited mask")).to_be_visible()
+    no_exception(page)
+
+
+def test_broken_file_is_named_and_page_stays_usable(app, page):
+    open_predict(page, app)
+    page.locator(UPLOAD_INPUT).set_input_files({"name": "broken.png", "mimeType": "image/png", "buffer": BROKEN})
+    error = page.locator('[data-testid="stAlertContentError"]')
+    expect(error).to_contain_text("broken.png")
+    page.wait_for_function(IDLE, timeout=WAIT_MS, polling=200)
+    assert page.evaluate(METRIC_JS, "Prediction") is None  # nothing readable: no prediction
+
+    scan = SAMPLES / "brain_tumor" / "meningioma" / "Tr-me_0394.jpg"
+    page.locator(UPLOAD_INPUT).set_input_files(str(scan))  # next to the broken one
+    label = page.wait_for_function(
+        f"""() => {{ const v = ({METRIC_JS})('Prediction');
+                    const cam = [...document.querySelectorAll('[data-testid="stImageCaption"]')]
+                        .some(c => c.innerText.startsWith('Grad-CAM for'));
+                    return v !== null && cam ? v : null; }}""",
+        timeout=WAIT_MS, polling=200).json_value()
+    assert label in {"glioma", "meningioma", "notumor", "pituitary"}
+    expect(page.locator('[data-testid="stFileChipName"]')).to_have_text(["broken.png", scan.name])
+    expect(error).to_contain_text("broken.png")  # still said, next to the good file's result
+    expect(page.locator("h3").first).to_have_text(scan.name)  # the one readable file, shown in full
+    no_exception(page)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "app bug: app.py sits next to a folder named pages/, so until a session has run app.py a fresh "
+    "server serves deep links in Streamlit's legacy pages/ mode (page scripts run without app.py: "
+    "no set_page_config, sidebar lists app/common/... as pages). Renaming pages/ fixes it."))
+def test_deep_link_on_a_fresh_server_uses_the_apps_navigation(use_tiny_models, browser, request):
+    with serve(use_tiny_models) as fresh:
+        context = browser.new_context(viewport=VIEWPORT)
+        page = context.new_page()
+        page.set_default_timeout(WAIT_MS)
+        try:
+            page.goto(fresh.url + "/predict", timeout=WAIT_MS)  # the first visit is a bookmark
+            page.wait_for_function(READY_JS, timeout=WAIT_MS, polling=200)
+            SHOTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SHOTS / f"{request.node.name}.png"), full_page=True)
+            nav = page.locator('[data-testid="stSidebarNav"]').inner_text()
+            assert "Read a scan" in nav and "common" not in nav.split(), nav
+            assert page.title() == "MRI Insight"
+        finally:
+            context.close()
