@@ -6,14 +6,14 @@ st.set_page_config(page_title="MRI Insight", page_icon="🧠", layout="wide")
 
 pages = st.navigation(
     {
-        "MRI Insight": [st.Page("pages/home.py", title="Home", icon=":material/home:", default=True)],
+        "MRI Insight": [st.Page("views/home.py", title="Home", icon=":material/home:", default=True)],
         "Read a scan": [
-            st.Page("pages/predict.py", title="Upload & predict", icon=":material/search:", url_path="predict"),
-            st.Page("pages/mask.py", title="Tumour mask", icon=":material/edit:", url_path="mask"),
+            st.Page("views/predict.py", title="Upload & predict", icon=":material/search:", url_path="predict"),
+            st.Page("views/mask.py", title="Tumour mask", icon=":material/edit:", url_path="mask"),
         ],
         "Models": [
-            st.Page("pages/compare.py", title="Model comparison", icon=":material/bar_chart:", url_path="compare"),
-            st.Page("pages/activations.py", title="Activation viewer", icon=":material/layers:", url_path="activations"),
+            st.Page("views/compare.py", title="Model comparison", icon=":material/bar_chart:", url_path="compare"),
+            st.Page("views/activations.py", title="Activation viewer", icon=":material/layers:", url_path="activations"),
         ],
     }
 )

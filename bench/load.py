@@ -29,7 +29,6 @@ import asyncio
 import json
 import os
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -311,8 +310,7 @@ async def _run(url: str, sessions: int, requests_per_session: int, files: list[P
         browser = await pw.chromium.launch(**launch_options())
         try:
             # 1. Single user, which is also the warm-up (first model load, first Grad-CAM trace).
-            # Home first: until a session has run app.py, a fresh server serves a deep link from
-            # Streamlit's legacy pages/ mode instead of the app's own navigation.
+            # Home first, as a user arriving at the app would.
             log(f"single user: {len(files)} files ...")
             context = await browser.new_context(viewport=VIEWPORT)
             page = await context.new_page()

@@ -1,6 +1,6 @@
 """MRI Insight core: reading, preprocessing, models, inference and measurement.
 
-Nothing in this package imports Streamlit; the pages in ``pages/`` are thin views on it.
+Nothing in this package imports Streamlit; the pages in ``views/`` are thin views on it.
 """
 
 __version__ = "0.1.0"

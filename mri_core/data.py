@@ -117,14 +117,20 @@ def similarity_groups(x: np.ndarray, threshold: float = 0.95, side: int = 32) ->
 
 
 def group_split(groups: np.ndarray, labels: np.ndarray, val_fraction: float, seed: int):
-    """Hold out whole groups (pseudo-subjects), ``val_fraction`` of each class's groups, at least one."""
+    """Hold out whole groups (pseudo-subjects): ``val_fraction`` of each class's groups, at least one,
+    and never all of them."""
     rng = np.random.default_rng(seed)
-    val_groups: set[int] = set()
+    is_val = np.zeros(len(labels), bool)
     for c in np.unique(labels):
         g = np.unique(groups[labels == c])
+        if len(g) < 2:  # one group only: it cannot be both seen and held out, so split its slices
+            idx = np.flatnonzero(labels == c)
+            rng.shuffle(idx)
+            is_val[idx[: max(1, min(len(idx) - 1, int(round(len(idx) * val_fraction))))]] = True
+            continue
         rng.shuffle(g)
-        val_groups.update(g[: max(1, int(round(len(g) * val_fraction)))].tolist())
-    is_val = np.isin(groups, list(val_groups))
+        n_val = max(1, min(len(g) - 1, int(round(len(g) * val_fraction))))
+        is_val |= np.isin(groups, g[:n_val]) & (labels == c)
     return np.flatnonzero(~is_val), np.flatnonzero(is_val)
 
 

@@ -190,7 +190,8 @@ def _read_pil(data: bytes, fmt: str) -> ImageStack:
         msg = str(exc).lower()
         if "truncated" in msg or "broken" in msg or "premature" in msg:
             raise UnreadableImage(f"This {fmt.upper()} file is cut off (truncated): the download or export did not finish.") from None
-        raise UnreadableImage(f"This {fmt.upper()} file is damaged and cannot be decoded ({exc}).") from None
+        # PIL's own text names an in-memory buffer ("<_io.BytesIO object at 0x...>"): say it plainly.
+        raise UnreadableImage(f"This {fmt.upper()} file is damaged and cannot be decoded.") from None
     except Exception as exc:  # PIL raises many types on corrupt data
         raise UnreadableImage(f"This {fmt.upper()} file is damaged and cannot be decoded ({type(exc).__name__}).") from None
 

@@ -359,7 +359,7 @@ def train_segmenter(args, task, arch) -> dict:
     card = {"task": task.name, "kind": "segmenter", "class_names": list(task.class_names), "preprocessing": pre}
     # Choose the tumour-presence rule on validation: how many top pixels are averaged.
     from mri_core.inference import tumor_probability
-    from mri_core.metrics import auc
+
 
     probs = best.predict(xva, batch_size=64, verbose=0)[..., 0]
     truth_present = mva.reshape(len(mva), -1).any(axis=1)
@@ -412,11 +412,30 @@ def _finish(args, arch, model, card, split, history, train_s, metrics) -> dict:
         },
         "data": str(args.data_dir or get_task(card["task"]).data_dir).split("shared/")[-1],
     }
+    _carry_over_previous_run(args, card)
     write_card(args.name, card, args.out)
     card["file_mb"] = round(file_mb(args.name, args.out), 2)
     write_card(args.name, card, args.out)
     print(json.dumps({"name": args.name, "metrics": metrics, "seconds": round(train_s)}, indent=1), flush=True)
     return card
+
+
+def _carry_over_previous_run(args, card: dict) -> None:
+    """A run resumed with --init-from models/<name>/model.keras keeps the earlier run's record:
+    its history comes first in the curves, and its time and commands are added."""
+    if not args.init_from:
+        return
+    previous = Path(args.init_from).parent / "card.json"
+    card["training"]["resumed_from"] = str(args.init_from)
+    if not previous.exists():
+        return
+    old = json.loads(previous.read_text())
+    for key, values in card["history"].items():
+        card["history"][key] = old.get("history", {}).get(key, [None] * old["training"]["epochs_run"]) + values
+    t = card["training"]
+    t["epochs_run"] += old["training"]["epochs_run"]
+    t["seconds"] = round(t["seconds"] + old["training"]["seconds"], 1)
+    t["earlier_commands"] = old["training"].get("earlier_commands", []) + [old["training"]["command"]]
 
 
 def main(argv=None):

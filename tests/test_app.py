@@ -20,7 +20,7 @@ SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 def open_page(page: str) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=180)
     at.run()
-    if page != "pages/home.py":
+    if page != "views/home.py":
         at.switch_page(page)
         at.run()
     assert not at.exception, [e.value for e in at.exception]
@@ -52,7 +52,7 @@ def _models(use_tiny_models):
 
 
 def test_home_lists_every_task_and_disclaimer():
-    at = open_page("pages/home.py")
+    at = open_page("views/home.py")
     text = texts(at)
     assert "does not replace a radiologist" in text
     assert len(at.dataframe) == 3
@@ -64,7 +64,7 @@ def test_home_lists_every_task_and_disclaimer():
 
 @pytest.mark.parametrize("task", ["brain_tumor", "alzheimer", "lgg"])
 def test_predict_on_a_bundled_sample_without_upload(task):
-    at = open_page("pages/predict.py")
+    at = open_page("views/predict.py")
     at.radio(key="predict_task").set_value(task).run()
     assert not at.exception
     assert not at.error
@@ -78,7 +78,7 @@ def test_predict_on_a_bundled_sample_without_upload(task):
 
 
 def test_predict_every_sample_choice():
-    at = open_page("pages/predict.py")
+    at = open_page("views/predict.py")
     box = at.selectbox(key="predict_brain_tumor_sample")
     for i in range(len(box.options)):
         at.selectbox(key="predict_brain_tumor_sample").set_value(i).run()
@@ -86,7 +86,7 @@ def test_predict_every_sample_choice():
 
 
 def test_predict_model_choice():
-    at = open_page("pages/predict.py")
+    at = open_page("views/predict.py")
     sel = at.selectbox(key="predict_model_brain_tumor")
     assert sel.value == "brain_tumor_mri_sepnet"
     sel.set_value("brain_tumor_mri_sepnet").run()
@@ -102,7 +102,7 @@ def test_predict_model_choice():
     ],
 )
 def test_predict_upload_formats(name, make):
-    at = open_page("pages/predict.py")
+    at = open_page("views/predict.py")
     at.file_uploader(key="predict_brain_tumor_upload").upload(name, make()).run()
     assert not at.exception
     assert "Prediction" in [m.label for m in at.metric]
@@ -113,7 +113,7 @@ def test_predict_upload_formats(name, make):
 
 
 def test_predict_many_files_gives_table_and_csv():
-    at = open_page("pages/predict.py")
+    at = open_page("views/predict.py")
     up = at.file_uploader(key="predict_brain_tumor_upload")
     up.upload("a.png", gray_png(1)).upload("b.png", gray_png(2)).upload("broken.png", b"\x89PNG\r\n\x1a\nxx").run()
     assert not at.exception
@@ -127,7 +127,7 @@ def test_predict_many_files_gives_table_and_csv():
 
 
 def test_predict_lgg_many_slices_table():
-    at = open_page("pages/predict.py")
+    at = open_page("views/predict.py")
     at.radio(key="predict_task").set_value("lgg").run()
     rgb = lambda s: np.dstack([(phantom(seed=s) * 255).astype(np.uint8)] * 3)
     up = at.file_uploader(key="predict_lgg_upload")
@@ -137,7 +137,7 @@ def test_predict_lgg_many_slices_table():
 
 
 def test_patient_details_hidden_until_asked():
-    at = open_page("pages/predict.py")
+    at = open_page("views/predict.py")
     at.file_uploader(key="predict_brain_tumor_upload").upload("p.dcm", dicom_bytes((phantom() * 900).astype(np.uint16))).run()
     assert "Doe^Jane" not in texts(at)
     at.toggle(key="predict_patient").set_value(True).run()
@@ -158,7 +158,7 @@ def canvas_state(mask: np.ndarray) -> dict:
 
 
 def test_mask_page_controls_and_downloads():
-    at = open_page("pages/mask.py")
+    at = open_page("views/mask.py")
     assert not at.error
     labels = [m.label for m in at.metric]
     assert {"Area", "Longest diameter", "Perpendicular", "Lesions", "Dice with the ground truth"} <= set(labels)
@@ -171,7 +171,7 @@ def test_mask_page_controls_and_downloads():
 
 
 def test_mask_hand_correction_updates_measurements():
-    at = open_page("pages/mask.py")
+    at = open_page("views/mask.py")
     at.toggle(key="mask_edit").set_value(True).run()
     assert not at.exception
     at.radio(key="mask_tool").set_value("eraser").run()
@@ -191,7 +191,7 @@ def test_mask_hand_correction_updates_measurements():
 
 
 def test_mask_ground_truth_upload_and_wrong_size():
-    at = open_page("pages/mask.py")
+    at = open_page("views/mask.py")
     truth = np.zeros((256, 256), np.uint8)
     truth[100:150, 100:150] = 255
     at.file_uploader(key="mask_truth").upload("gt.png", png_bytes(truth)).run()
@@ -201,7 +201,7 @@ def test_mask_ground_truth_upload_and_wrong_size():
 
 
 def test_mask_dicom_series_gives_volume_and_seg():
-    at = open_page("pages/mask.py")
+    at = open_page("views/mask.py")
     uid = "1.2.826.0.1.3680043.8.498.77"
     study = "1.2.826.0.1.3680043.8.498.78"
     frame = "1.2.826.0.1.3680043.8.498.79"
@@ -222,7 +222,7 @@ def test_mask_dicom_series_gives_volume_and_seg():
 
 @pytest.mark.parametrize("task", ["brain_tumor", "alzheimer", "lgg"])
 def test_compare_on_samples(task):
-    at = open_page("pages/compare.py")
+    at = open_page("views/compare.py")
     at.radio(key="cmp_task").set_value(task).run()
     assert not at.exception and not at.error
     assert at.dataframe  # the card table
@@ -230,7 +230,7 @@ def test_compare_on_samples(task):
 
 
 def test_compare_on_a_folder(synthetic_data):
-    at = open_page("pages/compare.py")
+    at = open_page("views/compare.py")
     at.radio(key="cmp_source").set_value("a folder on this server").run()
     at.text_input(key="cmp_folder").input("/no/such/folder").run()
     assert any("not a folder" in str(e.value) for e in at.error)
@@ -245,7 +245,7 @@ def test_compare_on_a_folder(synthetic_data):
 
 
 def test_activation_viewer_every_control():
-    at = open_page("pages/activations.py")
+    at = open_page("views/activations.py")
     assert not at.error
     layer = at.selectbox(key="act_layer_brain_tumor_mri_sepnet_True")
     for name in (layer.options[0], layer.options[-1]):
@@ -262,6 +262,6 @@ def test_activation_viewer_every_control():
 
 
 def test_activation_viewer_upload():
-    at = open_page("pages/activations.py")
+    at = open_page("views/activations.py")
     at.file_uploader(key="act_brain_tumor_upload").upload("x.png", gray_png(3)).run()
     assert not at.exception and not at.error

@@ -66,11 +66,7 @@ def browser():
 
 @pytest.fixture(scope="module")
 def app(server, browser) -> str:
-    """The server's url, after one visit to the home page, as a user arriving at the app would.
-
-    Until some session has run app.py, a fresh server answers a deep link (/predict) from
-    Streamlit's legacy pages/ mode: see test_deep_link_on_a_fresh_server_uses_the_apps_navigation.
-    """
+    """The server's url, after one visit to the home page, as a user arriving at the app would."""
     context = browser.new_context(viewport=VIEWPORT)
     page = context.new_page()
     page.goto(server.url + "/", timeout=WAIT_MS)
@@ -193,11 +189,9 @@ def test_broken_file_is_named_and_page_stays_usable(app, page):
     no_exception(page)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "app bug: app.py sits next to a folder named pages/, so until a session has run app.py a fresh "
-    "server serves deep links in Streamlit's legacy pages/ mode (page scripts run without app.py: "
-    "no set_page_config, sidebar lists app/common/... as pages). Renaming pages/ fixes it."))
 def test_deep_link_on_a_fresh_server_uses_the_apps_navigation(use_tiny_models, browser, request):
+    # The pages live in views/, not pages/: a pages/ folder beside app.py puts a fresh server in
+    # Streamlit's legacy multipage mode, so a bookmark opened first ran a page without app.py.
     with serve(use_tiny_models) as fresh:
         context = browser.new_context(viewport=VIEWPORT)
         page = context.new_page()

@@ -1,6 +1,5 @@
 """mri_core.compare: side-by-side evaluation, ROC, disagreements, latency."""
 
-import numpy as np
 
 from mri_core import compare
 from mri_core.models import load

@@ -1,6 +1,5 @@
 """mri_core.data: folder layouts and honest splits."""
 
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -50,3 +50,16 @@ def test_fit_temperature_softens_overconfidence():
     pred = np.where(correct, y, 1 - y)
     p = np.where(np.eye(2)[pred] > 0, 0.99, 0.01)[:, None, :]
     assert fit_temperature(p, y) > 1.5
+
+
+def test_resume_keeps_the_earlier_record(tiny_models, synthetic_data, tmp_path):
+    from mri_core import train
+
+    first = read_card("brain_tumor_mri_sepnet", tiny_models)
+    train.main(["brain_tumor", "--arch", "mri_sepnet", "--data-dir", str(synthetic_data["brain_tumor"]), "--out", str(tmp_path),
+                "--epochs", "1", "--size", "32", "--batch-size", "8", "--no-cache",
+                "--init-from", str(tiny_models / "brain_tumor_mri_sepnet" / "model.keras")])
+    card = read_card("brain_tumor_mri_sepnet", tmp_path)
+    assert card["training"]["epochs_run"] == first["training"]["epochs_run"] + 1
+    assert len(card["history"]["loss"]) == card["training"]["epochs_run"]
+    assert card["training"]["earlier_commands"] == [first["training"]["command"]]

@@ -14,7 +14,7 @@ from mri_core import compare, models
 from mri_core.io import read_image
 from mri_core.samples import sample_dir
 from mri_core.tasks import TASKS
-from pages.common import DISCLAIMER, get_model, model_card, task_picker
+from views.common import DISCLAIMER, get_model, model_card, task_picker
 
 st.title("Model comparison")
 st.caption(DISCLAIMER)

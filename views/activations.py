@@ -7,7 +7,7 @@ import streamlit as st
 
 from mri_core import explain, inference
 from mri_core.preprocess import prepare
-from pages.common import DISCLAIMER, choose_inputs, model_picker, show_errors, slice_picker, task_picker
+from views.common import DISCLAIMER, choose_inputs, model_picker, show_errors, slice_picker, task_picker
 
 st.title("Activation viewer")
 st.caption(DISCLAIMER)

@@ -5,7 +5,7 @@ import streamlit as st
 
 from mri_core import models
 from mri_core.tasks import TASKS
-from pages.common import DISCLAIMER, model_card
+from views.common import DISCLAIMER, model_card
 
 st.title("MRI Insight")
 st.markdown(
@@ -19,10 +19,10 @@ st.warning(
 )
 
 c1, c2, c3, c4 = st.columns(4)
-c1.page_link("pages/predict.py", label="Upload & predict", icon=":material/search:")
-c2.page_link("pages/mask.py", label="Tumour mask", icon=":material/edit:")
-c3.page_link("pages/compare.py", label="Model comparison", icon=":material/bar_chart:")
-c4.page_link("pages/activations.py", label="Activation viewer", icon=":material/layers:")
+c1.page_link("views/predict.py", label="Upload & predict", icon=":material/search:")
+c2.page_link("views/mask.py", label="Tumour mask", icon=":material/edit:")
+c3.page_link("views/compare.py", label="Model comparison", icon=":material/bar_chart:")
+c4.page_link("views/activations.py", label="Activation viewer", icon=":material/layers:")
 
 st.subheader("The models")
 for task_name, task in TASKS.items():

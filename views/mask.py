@@ -10,7 +10,7 @@ from mri_core.annotate import BRUSH, ERASER, base_rgb, mask_from_canvas, mask_ov
 from mri_core.io import UnreadableImage, read_image
 from mri_core.measure import measure, volume_ml
 from mri_core.metrics import dice
-from pages.common import DISCLAIMER, choose_inputs, model_picker, patient_details, show_errors, show_notes, slice_picker
+from views.common import DISCLAIMER, choose_inputs, model_picker, patient_details, show_errors, show_notes, slice_picker
 
 CANVAS = 384  # on-screen canvas side; masks are resized back to the slice with nearest neighbour
 

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
 from mri_core import explain, inference
+from mri_core.annotate import mask_overlay
 from mri_core.measure import measure
-from mri_core.preprocess import crop_brain, prepare
-from pages.common import (
+from mri_core.preprocess import prepare
+from views.common import (
     DISCLAIMER, as_display, choose_inputs, model_picker, patient_details, show_errors, show_notes, slice_picker, task_picker,
 )
 
@@ -61,8 +61,7 @@ def show_segmentation(item, index: int) -> None:
     seg = inference.segment(loaded, [image])[0]
     left, right = st.columns(2)
     left.image(as_display(image), caption="Uploaded slice", width="stretch")
-    overlay = explain.overlay(image, seg.mask.astype(np.float32), alpha=0.45) if seg.mask.any() else (as_display(image) * 255).astype(np.uint8)
-    right.image(overlay, caption="Predicted tumour mask", width="stretch")
+    right.image(mask_overlay(image, seg.mask), caption="Predicted tumour mask", width="stretch")
     m = measure(seg.mask, item.stack.spacing_mm)
     c = st.columns(4)
     c[0].metric("Tumour present", "yes" if seg.present else "no")
@@ -71,7 +70,7 @@ def show_segmentation(item, index: int) -> None:
     c[3].metric("Lesions", m.n_lesions)
     for w in inference.input_warnings(image, loaded, None, item.stack.modality):
         st.warning(w)
-    st.page_link("pages/mask.py", label="Open the mask editor for measurements, correction and export", icon=":material/edit:")
+    st.page_link("views/mask.py", label="Open the mask editor for measurements, correction and export", icon=":material/edit:")
 
 
 if len(inputs) == 1:
