@@ -65,7 +65,9 @@ def checkpoint_path(args) -> Path:
     return CHECKPOINTS / f"{args.name}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}" / "best.keras"
 
 
-def _callbacks(monitor_fn, ckpt: Path, patience: int, max_minutes: float):
+def _callbacks(monitor_fn, ckpt: Path, patience: int, max_minutes: float, score_start: bool = False):
+    """Checkpoint on a validation metric; with ``score_start`` (a resumed run) the starting weights
+    are scored and saved first, so a resumed run can only keep or improve the model."""
     import keras
 
     class ValidationMetric(keras.callbacks.Callback):
@@ -76,6 +78,12 @@ def _callbacks(monitor_fn, ckpt: Path, patience: int, max_minutes: float):
             self.best = -np.inf
             self.wait = 0
             self.start = time.time()
+
+        def on_train_begin(self, logs=None):
+            if score_start:
+                name, self.best = monitor_fn(self.model)
+                self.model.save(ckpt)
+                print(f"starting weights: {name} {self.best:.4f}", flush=True)
 
         def on_epoch_end(self, epoch, logs=None):
             logs = logs if logs is not None else {}
@@ -247,7 +255,7 @@ def train_classifier(args, task, arch) -> dict:
         validation_data=val_ds,
         epochs=args.epochs,
         class_weight=class_weights(ytr, n, args.class_weight_power),
-        callbacks=_callbacks(monitor, ckpt, args.patience, args.max_minutes)
+        callbacks=_callbacks(monitor, ckpt, args.patience, args.max_minutes, bool(args.init_from))
         + [_schedule_callback(CosineSchedule(args.lr, steps, args.epochs, args.max_minutes))],
         verbose=2,
     )
@@ -352,7 +360,7 @@ def train_segmenter(args, task, arch) -> dict:
     ckpt.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     hist = model.fit(ds, epochs=args.epochs, validation_data=(xva, mva.astype(np.float32)),
-                     callbacks=_callbacks(monitor, ckpt, args.patience, args.max_minutes)
+                     callbacks=_callbacks(monitor, ckpt, args.patience, args.max_minutes, bool(args.init_from))
         + [_schedule_callback(CosineSchedule(args.lr, steps, args.epochs, args.max_minutes))], verbose=2)
     train_s = time.time() - t0
     best = keras.saving.load_model(ckpt, compile=False)
