@@ -45,6 +45,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `python bench/load.py` puts bench/, not the repo, on the path
     sys.path.insert(0, str(ROOT))
 
+from bench.run import fmt  # noqa: E402
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -440,10 +442,6 @@ def summarise(out: dict) -> dict:
 
 
 # --------------------------------------------------------------------------- command line
-
-
-def fmt(v, spec: str, unit: str = "") -> str:
-    return "n/a" if v is None else f"{v:{spec}}{unit}"
 
 
 def print_table(r: dict) -> None:
