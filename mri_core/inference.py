@@ -147,8 +147,8 @@ def input_warnings(image: np.ndarray, loaded: LoadedModel, prediction: ClassPred
     if (bottom - top) * (right - left) >= 0.98 * gray.size and dark < 0.05:
         warnings.append("No dark background around a head was found: this may not be a brain MRI slice.")
     stats = loaded.card.get("input_stats")
-    if stats:
-        mean = float(gray.mean())
+    if stats:  # measured on prepared (cropped, resized) training inputs: compare like with like
+        mean = float(prepare(image, loaded.preprocessing).mean())
         z = abs(mean - stats["mean"]) / max(stats["std"], 1e-6)
         if z > 4:
             warnings.append(f"The image's brightness is far from anything in the training data ({z:.0f} standard deviations).")
