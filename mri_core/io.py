@@ -238,10 +238,7 @@ def _read_tiff(data: bytes) -> ImageStack:
     else:
         arr = arr.reshape((-1,) + arr.shape[-2:])
     arr = _finite_or_fail(arr, notes, "TIFF image")
-    if arr.dtype == np.uint16 and arr.max() > 0:
-        arr = _scale_to_unit(arr)  # 16-bit scans rarely use the full range: stretch to it
-    else:
-        arr = _scale_to_unit(arr)
+    arr = _scale_to_unit(arr)  # 8-bit by 1/255; 16-bit and float scans stretched to their own range
     return ImageStack(slices=_drop_gray_channels(arr), format="tiff", notes=notes)
 
 
