@@ -162,13 +162,16 @@ def list_lgg(root: Path) -> list[LggSlice]:
     return sorted(rows, key=key)
 
 
-def read_mask(path: Path) -> np.ndarray:
-    """A 0/255 mask file to a bool array."""
-    stack = read_image(Path(path).read_bytes(), Path(path).name)
-    m = stack.slices[0]
+def mask_from_bytes(data: bytes, filename: str) -> np.ndarray:
+    """A 0/255 mask file's bytes (gray or colour) to a bool array; UnreadableImage if not an image."""
+    m = read_image(data, filename).slices[0]
     if m.ndim == 3:
         m = m.max(axis=-1)
     return m > 0.5
+
+
+def read_mask(path: Path) -> np.ndarray:
+    return mask_from_bytes(Path(path).read_bytes(), Path(path).name)
 
 
 def load_lgg(root: Path, preprocessing: Mapping[str, Any], cache: bool = True):

@@ -7,7 +7,8 @@ import streamlit as st
 
 from mri_core import export, inference
 from mri_core.annotate import BRUSH, ERASER, base_rgb, mask_from_canvas, mask_overlay, mask_to_canvas_object, outlines
-from mri_core.io import UnreadableImage, read_image
+from mri_core.data import mask_from_bytes, read_mask
+from mri_core.io import UnreadableImage
 from mri_core.measure import measure, volume_ml
 from mri_core.metrics import dice
 from views.common import DISCLAIMER, choose_inputs, model_picker, patient_details, show_errors, show_notes, slice_picker
@@ -110,8 +111,7 @@ truth = None
 gt_upload = st.file_uploader("Ground-truth mask (PNG, same size as the slice)", key="mask_truth")
 if gt_upload is not None:
     try:
-        t = read_image(gt_upload.getvalue(), gt_upload.name).slices[0]
-        truth = (t.max(axis=-1) if t.ndim == 3 else t) > 0.5
+        truth = mask_from_bytes(gt_upload.getvalue(), gt_upload.name)
         if truth.shape != mask.shape:
             st.error(f"The ground-truth mask is {truth.shape[1]}x{truth.shape[0]} px; the slice is "
                      f"{mask.shape[1]}x{mask.shape[0]} px.")
@@ -119,8 +119,7 @@ if gt_upload is not None:
     except UnreadableImage as exc:
         st.error(f"**{gt_upload.name}**: {exc}")
 elif item.mask_path:
-    t = read_image(open(item.mask_path, "rb").read(), item.mask_path).slices[0]
-    truth = t > 0.5
+    truth = read_mask(item.mask_path)
     st.caption("Using the bundled sample's ground-truth mask.")
 if truth is not None:
     st.metric("Dice with the ground truth", f"{dice(mask, truth):.3f}")
