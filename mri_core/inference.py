@@ -94,8 +94,13 @@ def classify(loaded: LoadedModel, slices: list[np.ndarray], tta: bool = True) ->
     """Class probabilities, calibrated, with a TTA uncertainty, for each slice."""
     if not slices:
         return []
-    view_probs = classify_prepared(loaded, prepare_inputs(loaded, slices), tta)
-    return [_class_prediction(vp, loaded.class_names) for vp in view_probs]
+    return classify_inputs(loaded, prepare_inputs(loaded, slices), tta)
+
+
+def classify_inputs(loaded: LoadedModel, x: np.ndarray, tta: bool = True) -> list[ClassPrediction]:
+    """``classify`` for inputs already through ``prepare`` (N, H, W, C): pages that also draw
+    Grad-CAM on the prepared input prepare it once."""
+    return [_class_prediction(vp, loaded.class_names) for vp in classify_prepared(loaded, x, tta)]
 
 
 def _class_prediction(view_probs: np.ndarray, class_names: list[str]) -> ClassPrediction:

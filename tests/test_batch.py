@@ -208,6 +208,24 @@ def test_each_worker_loads_a_model_once(folder, cluster, tmp_path):
             assert second[worker][name] == ident
 
 
+def test_workers_on_one_machine_share_its_cores(folder, cluster, tmp_path):
+    import os
+
+    scheduler, client = cluster
+    batch.run(folder, "brain_tumor", tmp_path / "out.csv", scheduler=scheduler)
+    assert list(batch.workers_by_host(client).values()) == [2]  # both workers on this machine
+
+    def tensorflow_threads():
+        import tensorflow as tf
+
+        return tf.config.threading.get_intra_op_parallelism_threads(), tf.config.threading.get_inter_op_parallelism_threads()
+
+    expected = batch.tf_threads(os.cpu_count(), 2)
+    assert set(client.run(tensorflow_threads).values()) == {(expected, expected)}
+    assert (batch.tf_threads(2, 2), batch.tf_threads(16, 3), batch.tf_threads(1, 4)) == (1, 5, 1)
+    assert batch.share_cores({"127.0.0.1": 2}) is None  # outside a worker: TensorFlow keeps its defaults
+
+
 @pytest.mark.slow
 def test_without_scheduler_a_local_cluster_is_started(folder, use_tiny_models, tmp_path, capsys):
     out = tmp_path / "out.csv"

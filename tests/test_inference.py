@@ -35,6 +35,17 @@ def test_batch_equals_single(classifier):
         np.testing.assert_allclose(inference.classify(classifier, [img])[0].probs, b.probs, atol=1e-5)
 
 
+def test_classify_inputs_equals_classify(classifier):
+    from mri_core.preprocess import prepare
+
+    img = phantom(90, 75, seed=3)
+    x = prepare(img, classifier.preprocessing)
+    a = inference.classify(classifier, [img])[0]
+    b = inference.classify_inputs(classifier, x[None])[0]
+    np.testing.assert_array_equal(a.view_probs, b.view_probs)
+    assert a.label == b.label and a.uncertainty == b.uncertainty
+
+
 def test_tta_views():
     x = np.random.default_rng(0).random((2, 20, 20, 1)).astype(np.float32)
     v = inference.tta_views(x)

@@ -44,7 +44,7 @@ right.image(explain.colormap((one - lo) / (hi - lo) if hi > lo else np.zeros_lik
 
 st.subheader("Grad-CAM at this layer")
 if loaded.kind == "classifier":
-    pred = inference.classify(loaded, [image])[0]
+    pred = inference.classify_inputs(loaded, x[None])[0]
     target = st.selectbox("Explain the class", range(len(loaded.class_names)), index=pred.index,
                           format_func=lambda i: f"{loaded.class_names[i]} ({pred.probs[i]:.0%})", key="act_target")
     heat = explain.gradcam(loaded, x, target, layer_name=layer)

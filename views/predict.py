@@ -35,10 +35,10 @@ def probability_chart(pred: inference.ClassPrediction) -> go.Figure:
 
 def show_classification(item, index: int) -> None:
     image = item.stack.slice(index)
-    pred = inference.classify(loaded, [image])[0]
+    model_input = prepare(image, loaded.preprocessing)
+    pred = inference.classify_inputs(loaded, model_input[None])[0]
     left, mid, right = st.columns([1, 1, 1.2])
     left.image(as_display(image), caption="Uploaded slice", width="stretch")
-    model_input = prepare(image, loaded.preprocessing)
     heat = explain.gradcam(loaded, model_input, pred.index)
     mid.image(explain.overlay(model_input[..., 0] if model_input.shape[-1] == 1 else model_input, heat),
               caption=f"Grad-CAM for “{pred.label}” on the model's cropped input", width="stretch")
