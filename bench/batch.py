@@ -15,7 +15,6 @@ each worker's own resident set (psutil in the worker), after the runs.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -30,7 +29,7 @@ if str(ROOT) not in sys.path:  # `python bench/batch.py` puts bench/, not the re
 
 import numpy as np  # noqa: E402
 
-from bench.run import BATCH, input_shape, log, machine, rounded, synthetic_sample, throughput_ips  # noqa: E402
+from bench.run import BATCH, emit, input_shape, log, machine, synthetic_sample, throughput_ips  # noqa: E402
 from mri_core import batch, models  # noqa: E402
 
 TTA_VIEWS = 4  # inference.classify sees every slice four times; segment sees it once
@@ -155,12 +154,7 @@ def main(argv=None) -> dict:
         "machine": machine(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "models_dir": str(models.MODELS_DIR),
     }
-    result = rounded(result)
-    if args.json:
-        print(json.dumps(result))
-    else:
-        print_table(result)
-    return result
+    return emit(result, args.json, print_table)
 
 
 if __name__ == "__main__":

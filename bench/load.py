@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `python bench/load.py` puts bench/, not the repo, on the path
     sys.path.insert(0, str(ROOT))
 
-from bench.run import fmt  # noqa: E402
+from bench.run import fmt, rounded  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -501,21 +501,11 @@ def main(argv=None) -> int:
                           timeout_s=args.timeout)
     result["models_dir"] = str(models.MODELS_DIR)
     result["model"] = models.default_model("brain_tumor")
-    result = _rounded(result)
+    result = rounded(result, 4)
     if not args.json:
         print_table(result)
     print(json.dumps(result))
     return 0 if result["ok"] else 2
-
-
-def _rounded(x):
-    if isinstance(x, float):
-        return round(x, 4)
-    if isinstance(x, dict):
-        return {k: _rounded(v) for k, v in x.items()}
-    if isinstance(x, list):
-        return [_rounded(v) for v in x]
-    return x
 
 
 if __name__ == "__main__":

@@ -261,6 +261,16 @@ def rounded(obj, digits: int = 3):
     return obj
 
 
+def emit(result: dict, as_json: bool, table) -> dict:
+    """The benchmarks' common ending: round, then one JSON line or the table."""
+    result = rounded(result)
+    if as_json:
+        print(json.dumps(result))
+    else:
+        table(result)
+    return result
+
+
 def fmt(value, spec: str, unit: str = "") -> str:
     return "n/a" if value is None else f"{value:{spec}}{unit}"
 
@@ -337,12 +347,7 @@ def main(argv=None) -> dict:
     else:
         log("app cold start ...")
         result["cold_start_s"], result["cold_start_error"] = cold_start()
-    result = rounded(result)
-    if args.json:
-        print(json.dumps(result))
-    else:
-        print_table(result)
-    return result
+    return emit(result, args.json, print_table)
 
 
 if __name__ == "__main__":
