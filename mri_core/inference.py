@@ -137,8 +137,12 @@ def segment(loaded: LoadedModel, slices: list[np.ndarray]) -> list[SegPrediction
 # --------------------------------------------------------------------------- warnings
 
 
-def input_warnings(image: np.ndarray, loaded: LoadedModel, prediction: ClassPrediction | None = None, modality: str = "unknown") -> list[str]:
-    """Plain-language reasons to doubt a prediction: wrong kind of image, or an unsure model."""
+def input_warnings(image: np.ndarray, loaded: LoadedModel, prediction: ClassPrediction | None = None, modality: str = "unknown",
+                   model_input: np.ndarray | None = None) -> list[str]:
+    """Plain-language reasons to doubt a prediction: wrong kind of image, or an unsure model.
+
+    ``model_input`` is ``prepare(image, loaded.preprocessing)`` where the caller already has it.
+    """
     warnings: list[str] = []
     if modality not in ("unknown", "MR", "OT", ""):
         warnings.append(f"This DICOM says its modality is {modality}, not MR: the models were trained on MRI only.")
@@ -153,7 +157,8 @@ def input_warnings(image: np.ndarray, loaded: LoadedModel, prediction: ClassPred
         warnings.append("No dark background around a head was found: this may not be a brain MRI slice.")
     stats = loaded.card.get("input_stats")
     if stats:  # measured on prepared (cropped, resized) training inputs: compare like with like
-        mean = float(prepare(image, loaded.preprocessing).mean())
+        x = prepare(image, loaded.preprocessing) if model_input is None else model_input
+        mean = float(x.mean())
         z = abs(mean - stats["mean"]) / max(stats["std"], 1e-6)
         if z > 4:
             warnings.append(f"The image's brightness is far from anything in the training data ({z:.0f} standard deviations).")

@@ -89,3 +89,19 @@ def test_warnings(classifier):
     unsure = inference.ClassPrediction(np.array([0.4, 0.3, 0.2, 0.1]), classifier.class_names, 0.3, np.zeros((4, 4)))
     w = inference.input_warnings(phantom(), classifier, unsure)
     assert any("unsure" in x for x in w) and any("uncertainty" in x for x in w)
+
+
+def test_brightness_warning_compares_the_prepared_input(classifier):
+    from dataclasses import replace
+
+    from mri_core.preprocess import prepare
+
+    img = phantom(80, 70)
+    mean = float(prepare(img, classifier.preprocessing).mean())
+    far = replace(classifier, card={**classifier.card, "input_stats": {"mean": mean + 0.5, "std": 0.01}})
+    near = replace(classifier, card={**classifier.card, "input_stats": {"mean": mean, "std": 0.01}})
+    assert any("brightness" in w for w in inference.input_warnings(img, far))
+    assert not any("brightness" in w for w in inference.input_warnings(img, near))
+    # A caller that already prepared the slice passes it in and gets the same warnings.
+    x = prepare(img, classifier.preprocessing)
+    assert inference.input_warnings(img, far, model_input=x) == inference.input_warnings(img, far)

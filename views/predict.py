@@ -52,7 +52,7 @@ def show_classification(item, index: int) -> None:
         st.plotly_chart(probability_chart(pred), width="stretch", key=f"bar_{item.label}_{index}")
         if item.truth:
             st.caption(f"Known answer for this sample: **{item.truth}**")
-    for w in inference.input_warnings(image, loaded, pred, item.stack.modality):
+    for w in inference.input_warnings(image, loaded, pred, item.stack.modality, model_input=model_input):
         st.warning(w)
 
 
