@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import io
+import itertools
 import math
 import os
 import re
@@ -198,10 +199,13 @@ def predict_rows(loaded, spec: ModelSpec, items: list[tuple]) -> list[dict]:
     """Rows for (rel, slice, n_slices, image, spacing) items, through the app's inference calls."""
     from mri_core import inference
 
-    images = [it[3] for it in items]
     if spec.kind == "classifier":
-        return classifier_rows(spec, items, inference.classify(loaded, images))
-    return segmenter_rows(spec, items, inference.segment(loaded, images))
+        return classifier_rows(spec, items, inference.classify(loaded, [it[3] for it in items]))
+    # Each file's slices are one volume, as on the mask page: items hold whole files here.
+    preds = []
+    for _, group in itertools.groupby(items, key=lambda it: it[0]):
+        preds.extend(inference.segment(loaded, [it[3] for it in group], volume=True))
+    return segmenter_rows(spec, items, preds)
 
 
 def read_stack(abs_path: str):
@@ -234,6 +238,9 @@ def score_chunk(files: list[tuple[str, str]], spec: ModelSpec, batch_size: int =
             continue
         n = stack.n_slices
         pending.extend((rel, k, n, stack.slices[k], stack.spacing_mm) for k in range(n))
+        if spec.kind == "segmenter" and len(pending) >= batch_size:
+            rows.extend(predict_rows(loaded, spec, pending))  # whole files: a volume is not split
+            pending = []
         while len(pending) >= batch_size:
             rows.extend(predict_rows(loaded, spec, pending[:batch_size]))
             pending = pending[batch_size:]

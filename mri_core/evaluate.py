@@ -75,9 +75,8 @@ def score_lgg(loaded: LoadedModel, slices: list[D.LggSlice]) -> dict:
     for pid, rows in by_patient.items():
         images = [read_image(r.image_path.read_bytes(), r.image_path.name).slices[0] for r in rows]
         truths = [D.read_mask(r.mask_path) for r in rows]
-        preds = []
-        for start in range(0, len(images), CHUNK):
-            preds.extend(segment(loaded, images[start : start + CHUNK]))
+        # One patient is one volume, in slice order: as the app segments a NIfTI file or series.
+        preds = segment(loaded, images, volume=True)
         pm = np.stack([p.mask for p in preds])
         tm = np.stack(truths)
         patient_dice.append(dice(pm, tm))

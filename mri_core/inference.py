@@ -116,21 +116,48 @@ def tumor_probability(prob_map: np.ndarray, top_k: int) -> float:
     return float(np.partition(flat, flat.size - k)[-k:].mean())
 
 
-def segment(loaded: LoadedModel, slices: list[np.ndarray]) -> list[SegPrediction]:
-    """Tumour masks at each slice's own size, with a per-slice tumour probability."""
+def keep_main_lesion(prob_maps: np.ndarray, present: np.ndarray, threshold: float) -> np.ndarray:
+    """Zero the pixels of every detection outside the volume's largest 3-D connected lesion.
+
+    ``prob_maps`` (slices, H, W) are one volume in slice order; ``present`` says which slices
+    count as showing a tumour. A lower-grade glioma is one lesion: in the 90 training patients'
+    reference masks the largest 26-connected component holds 99.8 % of the tumour volume (95 %
+    at worst), so detections not connected to it are false alarms.
+    """
+    from scipy import ndimage
+
+    masks = (prob_maps >= threshold) & np.asarray(present, bool)[:, None, None]
+    labels, n = ndimage.label(masks, structure=np.ones((3, 3, 3)))
+    if n < 2:
+        return prob_maps
+    sizes = np.bincount(labels.ravel())[1:]
+    removed = masks & (labels != 1 + int(np.argmax(sizes)))
+    return np.where(removed, 0.0, prob_maps)
+
+
+def segment(loaded: LoadedModel, slices: list[np.ndarray], volume: bool = False) -> list[SegPrediction]:
+    """Tumour masks at each slice's own size, with a per-slice tumour probability.
+
+    ``volume=True``: the slices are one volume in order (a NIfTI file, a DICOM series, one
+    patient's slices); only its largest connected lesion is kept (``keep_main_lesion``), and a
+    slice whose detection was removed is scored again without it.
+    """
     if not slices:
         return []
     seg = loaded.card.get("segmentation", {})
     threshold = float(seg.get("threshold", 0.5))
     top_k = int(seg.get("top_k", 16))
     probs = run_model(loaded, prepare_inputs(loaded, slices))[..., 0]
+    scores = np.asarray([tumor_probability(p, top_k) for p in probs])
+    if volume and len(slices) > 1:
+        probs = keep_main_lesion(probs, scores >= 0.5, threshold)
+        scores = np.asarray([tumor_probability(p, top_k) for p in probs])
     out = []
-    for s, p in zip(slices, probs):
+    for s, p, score in zip(slices, probs, scores):
         full = np.clip(resize(p.astype(np.float32), s.shape[:2]), 0.0, 1.0)
-        score = tumor_probability(p, top_k)
         # A slice judged tumour-free gets an empty mask: scattered faint pixels are not a lesion.
         mask = full >= threshold if score >= 0.5 else np.zeros(full.shape, bool)
-        out.append(SegPrediction(prob=full, mask=mask, tumor_probability=score))
+        out.append(SegPrediction(prob=full, mask=mask, tumor_probability=float(score)))
     return out
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gzip
 import io as _io
+import re
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -573,4 +574,33 @@ def stack_series(stacks: list[ImageStack]) -> ImageStack:
         notes=[f"DICOM series of {len(ordered)} files, ordered by slice position."] + notes,
         patient=ordered[0].patient,
         dicom_sources=[s.dicom_sources[0] for s in ordered],
+    )
+
+
+def _name_order(name: str) -> tuple:
+    """Natural order of file names: ``p_2.jpg`` before ``p_10.jpg``."""
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part.lower()) for part in re.split(r"(\d+)", name))
+
+
+def join_slices(named: list[tuple[str, ImageStack]]) -> ImageStack:
+    """One volume from single-slice files of one scan (e.g. a patient's exported JPEG slices),
+    ordered by file name as numbered exports are; UnreadableImage if they cannot be one volume."""
+    if len(named) < 2:
+        raise UnreadableImage("Joining into a volume needs at least two slices.")
+    if any(s.n_slices != 1 for _, s in named):
+        raise UnreadableImage("Only single-slice files can be joined; a file here already holds a stack.")
+    ordered = sorted(named, key=lambda item: _name_order(item[0]))
+    shapes = {s.slices.shape[1:] for _, s in ordered}
+    if len(shapes) != 1:
+        raise UnreadableImage("These slices differ in size or in colour, so they are not one volume.")
+    first = ordered[0][1]
+    spacings = {s.spacing_mm for _, s in ordered}
+    return ImageStack(
+        slices=np.concatenate([s.slices for _, s in ordered]),
+        format=first.format,
+        modality=first.modality,
+        spacing_mm=first.spacing_mm if len(spacings) == 1 else None,
+        slice_thickness_mm=None,
+        notes=[f"{len(ordered)} files joined into one volume, ordered by file name "
+               f"({ordered[0][0]} … {ordered[-1][0]}); the distance between slices is unknown."],
     )

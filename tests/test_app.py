@@ -217,6 +217,39 @@ def test_mask_dicom_series_gives_volume_and_seg():
     assert "DICOM SEG" in names or any("DICOM SEG unavailable" in str(c.value) for c in at.caption)
 
 
+def _mask_page_with_slices(files: dict[str, bytes]) -> AppTest:
+    at = open_page("views/mask.py")
+    up = at.file_uploader(key="mask_upload")
+    for name, data in files.items():
+        up.upload(name, data)
+    up.run()
+    assert not at.exception
+    return at
+
+
+def test_mask_joins_uploaded_slices_into_a_volume():
+    slices = {f"patient_{z}.png": png_bytes((phantom(seed=z) * 255).astype(np.uint8)) for z in (10, 2, 1)}
+    at = _mask_page_with_slices(slices)  # uploaded out of order
+    assert at.selectbox(key="mask_file")  # three files, one at a time
+    at.toggle(key="mask_join").set_value(True).run()
+    assert not at.exception and not at.error
+    shown = texts(at)
+    assert "3 files joined into one volume, ordered by file name (patient_1.png … patient_10.png)" in shown
+    assert "only the largest connected 3-D lesion is kept" in shown
+    assert [sl.max for sl in at.slider if sl.label == "Slice"] == [2]
+    assert "Masks (NIfTI)" in [b.proto.label for b in at.get("download_button")]
+
+
+def test_mask_refuses_to_join_slices_of_different_sizes():
+    at = _mask_page_with_slices({"a_1.png": png_bytes((phantom() * 255).astype(np.uint8)),
+                                 "a_2.png": png_bytes((phantom(64, 80) * 255).astype(np.uint8))})
+    at.toggle(key="mask_join").set_value(True).run()
+    assert not at.exception
+    assert any("cannot be joined" in str(e.value) for e in at.error)
+    assert at.selectbox(key="mask_file")  # the files stay usable one by one
+    assert [m.label for m in at.metric if m.label == "Area"]
+
+
 # --------------------------------------------------------------------------- compare
 
 

@@ -125,7 +125,7 @@ def test_lgg_to_parquet_equals_segment_and_measure(folder, cluster, tmp_path):
     loaded = models.load(models.default_model("lgg"))
     for rel in GOOD:
         stack = read_image((folder / rel).read_bytes(), Path(rel).name)
-        for k, s in enumerate(inference.segment(loaded, list(stack.slices))):
+        for k, s in enumerate(inference.segment(loaded, list(stack.slices), volume=True)):
             row = good.loc[(rel, k)]
             m = measure(s.mask, stack.spacing_mm)
             assert row["prediction"] == ("tumor" if s.present else "no tumor")

@@ -1,5 +1,7 @@
 """mri_core.inference: probabilities, TTA uncertainty, temperature, masks and warnings."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -70,6 +72,57 @@ def test_segment(segmenter):
     assert 0.0 <= s.tumor_probability <= 1.0
     if not s.present:
         assert not s.mask.any()
+
+
+def test_keep_main_lesion_removes_detections_not_connected_to_the_largest():
+    p = np.zeros((4, 16, 16), np.float32)
+    p[0:3, 2:8, 2:8] = 0.9  # the lesion, over three slices
+    p[1, 8, 8] = 0.8  # touches it diagonally: 26-connected, kept
+    p[3, 12:15, 12:15] = 0.95  # alone on the last slice: removed
+    p[0, 14, 0] = 0.4  # below the threshold: left as it is
+    out = inference.keep_main_lesion(p, np.array([True, True, True, True]), 0.5)
+    np.testing.assert_array_equal(out[0:3, 2:8, 2:8], p[0:3, 2:8, 2:8])
+    assert out[1, 8, 8] == pytest.approx(0.8) and out[0, 14, 0] == pytest.approx(0.4)
+    assert not out[3].any()
+    # A slice judged tumour-free takes no part, so its pixels can neither win nor be removed.
+    absent = inference.keep_main_lesion(p, np.array([False, False, False, True]), 0.5)
+    np.testing.assert_array_equal(absent, p)
+
+
+@pytest.fixture(scope="module")
+def intensity_segmenter():
+    """A real Keras segmenter whose tumour probability is the first channel's brightness (a 1x1
+    convolution with fixed weights): the volume rule can then be tested on known lesions."""
+    import keras
+
+    from mri_core.models import LoadedModel
+
+    inp = keras.Input((32, 32, 3))
+    conv = keras.layers.Conv2D(1, 1, name="mask")
+    model = keras.Model(inp, conv(inp))
+    conv.set_weights([np.array([1.0, 0.0, 0.0], np.float32).reshape(1, 1, 3, 1), np.zeros(1, np.float32)])
+    card = {"task": "lgg", "kind": "segmenter", "class_names": ["no tumor", "tumor"],
+            "preprocessing": {"crop": False, "size": [32, 32], "channels": 3, "scale": "[0, 1]"},
+            "segmentation": {"threshold": 0.5, "top_k": 4}}
+    return LoadedModel("intensity", card, model, Path("intensity.keras"))
+
+
+def test_segment_volume_keeps_one_lesion_and_rescores(intensity_segmenter):
+    vol = np.zeros((4, 32, 32, 3), np.float32)
+    vol[0:3, 4:16, 4:16] = 1.0  # the lesion, on slices 0-2
+    vol[3, 24:30, 24:30] = 1.0  # a bright spot alone on slice 3
+    slices = list(vol)
+    plain = inference.segment(intensity_segmenter, slices)
+    assert [s.present for s in plain] == [True, True, True, True]
+    joined = inference.segment(intensity_segmenter, slices, volume=True)
+    assert [s.present for s in joined] == [True, True, True, False]
+    assert not joined[3].mask.any() and joined[3].tumor_probability < 0.5
+    for a, b in zip(plain[:3], joined[:3]):
+        np.testing.assert_array_equal(a.mask, b.mask)
+        assert a.tumor_probability == pytest.approx(b.tumor_probability)
+    # One slice has no volume around it: left as it is.
+    (single,) = inference.segment(intensity_segmenter, [slices[3]], volume=True)
+    assert single.present and single.mask.any()
 
 
 def test_tumor_probability_needs_a_region():

@@ -273,3 +273,18 @@ def test_limits_agree_with_streamlit_config():
 
     cfg = tomllib.loads((Path(__file__).resolve().parent.parent / ".streamlit" / "config.toml").read_text())
     assert cfg["server"]["maxUploadSize"] == mio.MAX_FILE_MB
+
+
+def test_join_slices_orders_by_file_name_and_refuses_mixed_sizes():
+    a, b, c = (read_image(png_bytes((phantom(seed=z) * 255).astype(np.uint8)), "x.png") for z in range(3))
+    vol = mio.join_slices([("p_10.png", c), ("p_2.png", b), ("p_1.png", a)])
+    assert vol.n_slices == 3 and vol.slice_thickness_mm is None
+    np.testing.assert_array_equal(vol.slices, np.concatenate([a.slices, b.slices, c.slices]))
+    assert "ordered by file name (p_1.png … p_10.png)" in vol.notes[0]
+    small = read_image(png_bytes((phantom(40, 40) * 255).astype(np.uint8)), "s.png")
+    with pytest.raises(UnreadableImage, match="differ in size"):
+        mio.join_slices([("a.png", a), ("s.png", small)])
+    with pytest.raises(UnreadableImage, match="at least two"):
+        mio.join_slices([("a.png", a)])
+    with pytest.raises(UnreadableImage, match="already holds a stack"):
+        mio.join_slices([("a.png", a), ("v.png", vol)])

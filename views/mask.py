@@ -8,10 +8,10 @@ import streamlit as st
 from mri_core import export, inference
 from mri_core.annotate import BRUSH, ERASER, base_rgb, mask_from_canvas, mask_overlay, mask_to_canvas_object, outlines
 from mri_core.data import mask_from_bytes, read_mask
-from mri_core.io import UnreadableImage
+from mri_core.io import UnreadableImage, join_slices
 from mri_core.measure import measure, volume_ml
 from mri_core.metrics import dice
-from views.common import DISCLAIMER, choose_inputs, model_picker, patient_details, show_errors, show_notes, slice_picker
+from views.common import DISCLAIMER, Input, choose_inputs, model_picker, patient_details, show_errors, show_notes, slice_picker
 
 CANVAS = 384  # on-screen canvas side; masks are resized back to the slice with nearest neighbour
 
@@ -22,6 +22,15 @@ loaded = model_picker("lgg", key="mask_model")
 inputs = show_errors(choose_inputs("lgg", key="mask", multiple=True))
 if not inputs:
     st.stop()
+if len(inputs) > 1 and all(i.stack.n_slices == 1 for i in inputs) and st.toggle(
+        "Treat the uploaded slices as one volume", key="mask_join",
+        help="For one scan exported slice by slice (e.g. patient_1.jpg … patient_40.jpg): the slices are "
+             "ordered by file name, the largest connected lesion is kept, and the volume can be exported."):
+    try:
+        joined = join_slices([(i.label, i.stack) for i in inputs])
+        inputs = [Input(f"{len(inputs)} slices as one volume", joined)]
+    except UnreadableImage as exc:
+        st.error(f"The slices cannot be joined: {exc}")
 if len(inputs) > 1:
     pick = st.selectbox("File", range(len(inputs)), format_func=lambda i: inputs[i].label, key="mask_file")
     item = inputs[pick]
@@ -34,7 +43,7 @@ patient_details(stack, key="mask_patient")
 
 @st.cache_data(show_spinner="Segmenting…", max_entries=16)
 def segment_stack(_stack, stack_id: str, model_name: str):
-    preds = inference.segment(loaded, [_stack.slice(k) for k in range(_stack.n_slices)])
+    preds = inference.segment(loaded, [_stack.slice(k) for k in range(_stack.n_slices)], volume=True)
     return np.stack([p.mask for p in preds]), np.asarray([p.tumor_probability for p in preds])
 
 
@@ -105,6 +114,9 @@ all_masks = np.stack([edits.get((stack_id, loaded.name, k), model_masks[k]) for 
 vol = volume_ml(all_masks, stack.spacing_mm, stack.slice_thickness_mm) if stack.n_slices > 1 else None
 if vol is not None:
     st.metric("Volume over the stack", f"{vol:.2f} ml")
+if stack.n_slices > 1:
+    st.caption("In a stack, only the largest connected 3-D lesion is kept: detections not connected "
+               "to it are treated as false alarms (a lower-grade glioma is one lesion).")
 
 st.subheader("Compare with a ground-truth mask")
 truth = None

@@ -98,7 +98,7 @@ for item in inputs:
                          "uncertainty": round(p.uncertainty, 4),
                          **{f"p_{c}": round(float(v), 4) for c, v in zip(p.class_names, p.probs)}})
     else:
-        for k, s in enumerate(inference.segment(loaded, slices)):
+        for k, s in enumerate(inference.segment(loaded, slices, volume=True)):
             m = measure(s.mask, item.stack.spacing_mm)
             rows.append({"file": item.label, "slice": k, "prediction": "tumor" if s.present else "no tumor",
                          "tumor_probability": round(s.tumor_probability, 4), "area_px": m.area_px, "area_mm2": m.area_mm2})
