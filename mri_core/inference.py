@@ -20,6 +20,7 @@ ZOOM = 0.9  # the zoomed TTA views keep the central 90 %
 BATCH = 32
 LOW_CONFIDENCE = 0.6
 HIGH_UNCERTAINTY = 0.15
+PRESENCE_CUT = 0.5  # a slice shows a tumour when its tumour probability reaches this
 
 
 @dataclass
@@ -50,7 +51,7 @@ class SegPrediction:
 
     @property
     def present(self) -> bool:
-        return self.tumor_probability >= 0.5
+        return self.tumor_probability >= PRESENCE_CUT
 
 
 def tta_views(x: np.ndarray) -> np.ndarray:
@@ -150,13 +151,13 @@ def segment(loaded: LoadedModel, slices: list[np.ndarray], volume: bool = False)
     probs = run_model(loaded, prepare_inputs(loaded, slices))[..., 0]
     scores = np.asarray([tumor_probability(p, top_k) for p in probs])
     if volume and len(slices) > 1:
-        probs = keep_main_lesion(probs, scores >= 0.5, threshold)
+        probs = keep_main_lesion(probs, scores >= PRESENCE_CUT, threshold)
         scores = np.asarray([tumor_probability(p, top_k) for p in probs])
     out = []
     for s, p, score in zip(slices, probs, scores):
         full = np.clip(resize(p.astype(np.float32), s.shape[:2]), 0.0, 1.0)
         # A slice judged tumour-free gets an empty mask: scattered faint pixels are not a lesion.
-        mask = full >= threshold if score >= 0.5 else np.zeros(full.shape, bool)
+        mask = full >= threshold if score >= PRESENCE_CUT else np.zeros(full.shape, bool)
         out.append(SegPrediction(prob=full, mask=mask, tumor_probability=float(score)))
     return out
 

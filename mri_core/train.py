@@ -366,7 +366,7 @@ def train_segmenter(args, task, arch) -> dict:
     best = keras.saving.load_model(ckpt, compile=False)
     card = {"task": task.name, "kind": "segmenter", "class_names": list(task.class_names), "preprocessing": pre}
     # Choose the tumour-presence rule on validation: how many top pixels are averaged.
-    from mri_core.inference import tumor_probability
+    from mri_core.inference import PRESENCE_CUT, tumor_probability
 
 
     probs = best.predict(xva, batch_size=64, verbose=0)[..., 0]
@@ -374,7 +374,7 @@ def train_segmenter(args, task, arch) -> dict:
     best_k, best_acc = 16, -1.0
     for k in (4, 8, 16, 32, 64, 128):
         scores = np.asarray([tumor_probability(p, k) for p in probs])
-        acc = float(((scores >= 0.5) == truth_present).mean())
+        acc = float(((scores >= PRESENCE_CUT) == truth_present).mean())
         if acc > best_acc:
             best_k, best_acc = k, acc
     card["segmentation"] = {

@@ -93,6 +93,25 @@ def test_predict_model_choice():
     assert not at.exception
 
 
+def test_predict_lgg_volume_agrees_with_the_mask_page(tiny_models):
+    from mri_core import inference, models
+    from mri_core.io import read_image
+
+    data = nifti_bytes(np.stack([phantom(seed=i) for i in range(5)], axis=-1), gz=True)
+    stack = read_image(data, "volume.nii.gz")
+    loaded = models.load(models.default_model("lgg", tiny_models), tiny_models)
+    expected = inference.segment(loaded, list(stack.slices), volume=True)
+    for page, key, task_key in (("views/predict.py", "predict_lgg_upload", "predict_task"), ("views/mask.py", "mask_upload", None)):
+        at = open_page(page)
+        if task_key:
+            at.radio(key=task_key).set_value("lgg").run()
+        at.file_uploader(key=key).upload("volume.nii.gz", data).run()
+        assert not at.exception and not at.error
+        k = stack.n_slices // 2  # the slider starts in the middle
+        shown = next(m.value for m in at.metric if m.label == "Tumour probability")
+        assert shown == f"{expected[k].tumor_probability:.0%}", page
+
+
 @pytest.mark.parametrize(
     "name,make",
     [

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import streamlit as st
 
-from mri_core import models
+from mri_core import inference, models
 from mri_core.io import ImageStack, UnreadableImage, read_images
 from mri_core.samples import list_samples
 from mri_core.tasks import TASKS
@@ -132,3 +132,20 @@ def file_key(data: bytes) -> str:
 def as_display(image: np.ndarray) -> np.ndarray:
     """A [0, 1] slice, gray or RGB, clipped for st.image."""
     return np.clip(image, 0.0, 1.0)
+
+
+def stack_key(label: str, stack: ImageStack) -> str:
+    """Identifies an uploaded file's pixels across reruns (edits and caches are keyed by it)."""
+    return f"{label}-{stack.slices.shape}-{float(stack.slices.mean()):.6f}"
+
+
+@st.cache_data(show_spinner="Segmenting…", max_entries=16)
+def _segment_volume(_loaded: models.LoadedModel, _stack: ImageStack, stack_id: str, model_path: str):
+    preds = inference.segment(_loaded, [_stack.slice(k) for k in range(_stack.n_slices)], volume=True)
+    return np.stack([p.mask for p in preds]), np.asarray([p.tumor_probability for p in preds])
+
+
+def segment_volume(loaded: models.LoadedModel, stack: ImageStack, stack_id: str) -> tuple[np.ndarray, np.ndarray]:
+    """Masks (n, H, W) and tumour probabilities of a whole file segmented as one volume (its
+    largest lesion kept), cached per file and model so the slice slider does not recompute it."""
+    return _segment_volume(loaded, stack, stack_id, str(loaded.path))

@@ -11,7 +11,10 @@ from mri_core.data import mask_from_bytes, read_mask
 from mri_core.io import UnreadableImage, join_slices
 from mri_core.measure import measure, volume_ml
 from mri_core.metrics import dice
-from views.common import DISCLAIMER, Input, choose_inputs, model_picker, patient_details, show_errors, show_notes, slice_picker
+from views.common import (
+    DISCLAIMER, Input, choose_inputs, model_picker, patient_details, segment_volume, show_errors, show_notes, slice_picker,
+    stack_key,
+)
 
 CANVAS = 384  # on-screen canvas side; masks are resized back to the slice with nearest neighbour
 
@@ -41,14 +44,8 @@ show_notes(stack)
 patient_details(stack, key="mask_patient")
 
 
-@st.cache_data(show_spinner="Segmenting…", max_entries=16)
-def segment_stack(_stack, stack_id: str, model_name: str):
-    preds = inference.segment(loaded, [_stack.slice(k) for k in range(_stack.n_slices)], volume=True)
-    return np.stack([p.mask for p in preds]), np.asarray([p.tumor_probability for p in preds])
-
-
-stack_id = f"{item.label}-{stack.slices.shape}-{float(stack.slices.mean()):.6f}"
-model_masks, tumour_probs = segment_stack(stack, stack_id, loaded.name)
+stack_id = stack_key(item.label, stack)
+model_masks, tumour_probs = segment_volume(loaded, stack, stack_id)
 index = slice_picker(stack, key=f"mask_slice_{stack_id}")
 image = stack.slice(index)
 

@@ -11,7 +11,8 @@ from mri_core.annotate import mask_overlay
 from mri_core.measure import measure
 from mri_core.preprocess import prepare
 from views.common import (
-    DISCLAIMER, as_display, choose_inputs, model_picker, patient_details, show_errors, show_notes, slice_picker, task_picker,
+    DISCLAIMER, as_display, choose_inputs, model_picker, patient_details, segment_volume, show_errors, show_notes, slice_picker,
+    stack_key, task_picker,
 )
 
 st.title("Upload & predict")
@@ -58,14 +59,16 @@ def show_classification(item, index: int) -> None:
 
 def show_segmentation(item, index: int) -> None:
     image = item.stack.slice(index)
-    seg = inference.segment(loaded, [image])[0]
+    # The whole file as one volume, as on the mask page and in the table, so all three agree.
+    masks, probs = segment_volume(loaded, item.stack, stack_key(item.label, item.stack))
+    mask, probability = masks[index], float(probs[index])
     left, right = st.columns(2)
     left.image(as_display(image), caption="Uploaded slice", width="stretch")
-    right.image(mask_overlay(image, seg.mask), caption="Predicted tumour mask", width="stretch")
-    m = measure(seg.mask, item.stack.spacing_mm)
+    right.image(mask_overlay(image, mask), caption="Predicted tumour mask", width="stretch")
+    m = measure(mask, item.stack.spacing_mm)
     c = st.columns(4)
-    c[0].metric("Tumour present", "yes" if seg.present else "no")
-    c[1].metric("Tumour probability", f"{seg.tumor_probability:.0%}")
+    c[0].metric("Tumour present", "yes" if probability >= inference.PRESENCE_CUT else "no")
+    c[1].metric("Tumour probability", f"{probability:.0%}")
     c[2].metric("Area", f"{m.area_mm2:.0f} mm²" if m.area_mm2 is not None else f"{m.area_px} px")
     c[3].metric("Lesions", m.n_lesions)
     for w in inference.input_warnings(image, loaded, None, item.stack.modality):
