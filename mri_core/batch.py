@@ -44,7 +44,7 @@ from mri_core import models
 
 FILES_PER_TASK = 64  # files a Dask task reads: big enough to amortise scheduling, small enough to resume
 TASKS_PER_WORKER = 4  # small folders are cut finer so that every worker gets work
-BATCH_SIZE = 32  # slices per classify/segment call: bounds a worker's memory, as evaluate's CHUNK does
+BATCH_SIZE = 32  # slices per classify call, and the point at which whole files are segmented: bounds a worker's memory
 DEFAULT_WORKERS = 2
 
 BASE_COLUMNS = ["path", "slice", "n_slices", "task", "model", "prediction", "confidence", "uncertainty"]

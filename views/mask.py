@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from mri_core import export, inference
+from mri_core import export
 from mri_core.annotate import BRUSH, ERASER, base_rgb, mask_from_canvas, mask_overlay, mask_to_canvas_object, outlines
 from mri_core.data import mask_from_bytes, read_mask
 from mri_core.io import UnreadableImage, join_slices
