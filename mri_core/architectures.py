@@ -210,3 +210,29 @@ def unet_lite(input_shape, num_classes=1, widths=(24, 48, 96, 192)):
     x = _conv_bn(x, widths[0] // 2, "head")
     outputs = layers.Conv2D(num_classes, 1, activation="sigmoid", name="mask")(x)
     return keras.Model(inputs, outputs, name="unet_lite")
+
+
+@register_architecture(
+    "segmenter",
+    input_size=(256, 256),
+    channels=3,
+    gradcam_layer="bottleneck_b_relu",
+    description="U-Net (Ronneberger et al. 2015) at full resolution, 5 levels of two 3x3 convs, narrow widths for the CPU.",
+)
+def unet(input_shape, num_classes=1, widths=(16, 32, 64, 128, 256)):
+    inputs = keras.Input(shape=input_shape, name="image")
+    x, skips = inputs, []
+    for i, w in enumerate(widths[:-1], start=1):
+        x = _conv_bn(x, w, f"enc{i}_a")
+        x = _conv_bn(x, w, f"enc{i}_b")
+        skips.append(x)
+        x = layers.MaxPooling2D(2, name=f"enc{i}_pool")(x)
+    x = _conv_bn(x, widths[-1], "bottleneck_a")
+    x = _conv_bn(x, widths[-1], "bottleneck_b")
+    for i, (w, skip) in enumerate(zip(reversed(widths[:-1]), reversed(skips)), start=1):
+        x = layers.UpSampling2D(2, interpolation="bilinear", name=f"dec{i}_up")(x)
+        x = layers.Concatenate(name=f"dec{i}_cat")([x, skip])
+        x = _conv_bn(x, w, f"dec{i}_a")
+        x = _conv_bn(x, w, f"dec{i}_b")
+    outputs = layers.Conv2D(num_classes, 1, activation="sigmoid", name="mask")(x)
+    return keras.Model(inputs, outputs, name="unet")

@@ -5,7 +5,7 @@ import json
 import numpy as np
 
 from mri_core.models import list_models, load, read_card
-from mri_core.train import class_weights, fit_temperature
+from mri_core.train import AugmentedBatches, class_weights, fit_temperature
 
 
 def test_cards_are_complete(tiny_models):
@@ -63,3 +63,59 @@ def test_resume_keeps_the_earlier_record(tiny_models, synthetic_data, tmp_path):
     assert card["training"]["epochs_run"] == first["training"]["epochs_run"] + 1
     assert len(card["history"]["loss"]) == card["training"]["epochs_run"]
     assert card["training"]["earlier_commands"] == [first["training"]["command"]]
+
+
+def _square_image_and_mask(n=6, side=48):
+    """A bright square whose mask is the same square: any warp must keep them on top of each other."""
+    x = np.zeros((n, side, side, 3), np.float32)
+    m = np.zeros((n, side, side, 1), np.uint8)
+    x[:, 12:30, 8:26] = 0.8
+    m[:, 12:30, 8:26] = 1
+    return x, m
+
+
+def test_augmented_masks_follow_their_images():
+    x, m = _square_image_and_mask()
+    batches = AugmentedBatches(x, m, 3, seed=0, masks=True, brightness=0.15)
+    moved = 0
+    for epoch in range(4):
+        for i in range(len(batches)):
+            images, masks = batches[i]
+            assert images.shape == (3, 48, 48, 3) and masks.shape == (3, 48, 48, 1)
+            assert set(np.unique(masks)) <= {0.0, 1.0} and images.min() >= 0 and images.max() <= 1
+            inside = images[..., 0] > 0.3
+            agree = (inside == (masks[..., 0] > 0)).mean()
+            assert agree > 0.97, agree  # only the interpolated rim may differ
+            moved += int((masks != m[:3]).any())
+        batches.on_epoch_end()
+    assert moved > 0
+
+
+def test_augmentation_mirrors_left_right_only():
+    x, m = _square_image_and_mask(n=40)
+    batches = AugmentedBatches(x, m, 40, seed=1, masks=True, rotate_deg=0, shift=0, zoom=0)
+    _, masks = batches[0]
+    flipped = m[:, :, ::-1].astype(np.float32)
+    same = [(k == m[0]).all() for k in masks]
+    mirrored = [(k == flipped[0]).all() for k in masks]
+    assert all(s or f for s, f in zip(same, mirrored)) and any(same) and any(mirrored)
+
+
+def test_augmented_batches_repeat_and_carry_sample_weights():
+    rng = np.random.default_rng(0)
+    x = rng.random((10, 32, 32, 3)).astype(np.float32)
+    y = np.eye(2, dtype=np.float32)[np.arange(10) % 2]
+    w = np.where(np.arange(10) % 2, 3.0, 1.0)
+    a = AugmentedBatches(x, y, 4, seed=7, contrast=0.2, sample_weight=w)
+    b = AugmentedBatches(x, y, 4, seed=7, contrast=0.2, sample_weight=w)
+    assert len(a) == 3
+    seen = []
+    for i in range(len(a)):
+        xa, ya, wa = a[i]
+        xb, _, _ = b[i]
+        np.testing.assert_array_equal(xa, xb)
+        np.testing.assert_array_equal(wa, np.where(ya[:, 1] == 1, 3.0, 1.0))  # weights stay with their labels
+        seen.append(len(xa))
+    assert seen == [4, 4, 2]
+    a.on_epoch_end()
+    assert not np.array_equal(a[0][0], b[0][0])

@@ -1,0 +1,54 @@
+"""Measure a trained LGG model's validation figures again, on the original data, into its card.
+
+``python scripts/rescore_card.py lgg_unet [--models DIR] [--data-dir ../shared/data/lgg]``
+
+A model trained on a lent GPU saw a JPEG copy of the data (scripts/pack_for_device.py), and its
+card's validation figures were measured on that copy. This chooses the presence rule and scores
+the card's own validation patients again from the original folder, with the app's
+preprocessing, and keeps the copy's figures under ``metrics.validation_on_training_copy``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from mri_core import data as D
+from mri_core.evaluate import score_lgg
+from mri_core.models import MODELS_DIR, LoadedModel, load, write_card
+from mri_core.tasks import get_task
+from mri_core.train import presence_rule
+
+
+def rescore(name: str, models_dir: Path, data_dir: Path) -> dict:
+    loaded = load(name, models_dir)
+    card = dict(loaded.card)
+    val_patients = set(card["split"]["val_patients"])
+    x, m, patients, _ = D.load_lgg(data_dir, card["preprocessing"])
+    va = np.isin(patients, sorted(val_patients))
+    card["segmentation"] = presence_rule(loaded.keras_model, x[va], m[va].astype(bool))
+    slices = [s for s in D.list_lgg(data_dir) if s.patient_id in val_patients]
+    report = score_lgg(LoadedModel(name, card, loaded.keras_model, loaded.path), slices)
+    metrics = dict(card["metrics"])
+    metrics.setdefault("validation_on_training_copy", metrics.get("validation"))
+    metrics["validation"] = report
+    card.update(metrics=metrics, data=str(data_dir).split("shared/")[-1])
+    write_card(name, card, models_dir)
+    return report
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("name")
+    p.add_argument("--models", type=Path, default=MODELS_DIR)
+    p.add_argument("--data-dir", type=Path, default=get_task("lgg").data_dir)
+    args = p.parse_args(argv)
+    report = rescore(args.name, args.models, args.data_dir)
+    print(json.dumps({k: v for k, v in report.items() if k != "dice_per_patient"}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+"""scripts/: the device helpers (pack a data folder, score a card again on the original data)."""
+
+import importlib.util
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from mri_core import data as D
+from mri_core.models import read_card
+
+SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
+
+
+def _script(name):
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_pack_keeps_the_layout_and_the_masks(synthetic_data, tmp_path):
+    src = synthetic_data["lgg"]
+    _script("pack_for_device").pack(src, tmp_path / "lgg", quality=80)
+    original, packed = D.list_lgg(src), D.list_lgg(tmp_path / "lgg")
+    assert [s.patient_id for s in packed] == [s.patient_id for s in original]
+    for a, b in zip(original, packed):
+        assert a.mask_path.read_bytes() == b.mask_path.read_bytes()  # masks byte for byte
+        assert np.abs(np.asarray(Image.open(a.image_path), float) - np.asarray(Image.open(b.image_path), float)).mean() < 8
+
+
+def test_rescore_moves_the_copy_figures_aside(tiny_models, synthetic_data, tmp_path):
+    shutil.copytree(tiny_models / "lgg_unet_lite", tmp_path / "lgg_unet_lite")
+    before = read_card("lgg_unet_lite", tmp_path)
+    report = _script("rescore_card").rescore("lgg_unet_lite", tmp_path, synthetic_data["lgg"])
+    card = read_card("lgg_unet_lite", tmp_path)
+    assert card["metrics"]["validation"] == json.loads(json.dumps(report))
+    assert card["metrics"]["validation_on_training_copy"] == before["metrics"]["validation"]
+    assert report["n_patients"] == len(card["split"]["val_patients"])
+    assert card["segmentation"]["top_k"] in (4, 8, 16, 32, 64, 128)
