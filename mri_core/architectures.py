@@ -182,16 +182,9 @@ def resunet(input_shape, num_classes=1, widths=(16, 32, 64, 128)):
     return keras.Model(inputs, outputs, name="resunet")
 
 
-@register_architecture(
-    "segmenter",
-    input_size=(128, 128),
-    channels=3,
-    gradcam_layer="bottleneck_b_relu",
-    description="U-Net with a strided first layer: decodes at half resolution, upsampled at the end (CPU-sized).",
-)
-def unet_lite(input_shape, num_classes=1, widths=(24, 48, 96, 192)):
-    inputs = keras.Input(shape=input_shape, name="image")
-    x = _conv_bn(inputs, widths[0], "stem", strides=2)  # half resolution from the start
+def _unet_levels(x, widths):
+    """U-Net encoder (two conv-BN-ReLU then 2x2 max-pool per level), bottleneck, and decoder
+    (bilinear upsampling, skip concatenation, two conv-BN-ReLU), back at the input's resolution."""
     skips = []
     for i, w in enumerate(widths[:-1], start=1):
         x = _conv_bn(x, w, f"enc{i}_a")
@@ -205,6 +198,20 @@ def unet_lite(input_shape, num_classes=1, widths=(24, 48, 96, 192)):
         x = layers.Concatenate(name=f"dec{i}_cat")([x, skip])
         x = _conv_bn(x, w, f"dec{i}_a")
         x = _conv_bn(x, w, f"dec{i}_b")
+    return x
+
+
+@register_architecture(
+    "segmenter",
+    input_size=(128, 128),
+    channels=3,
+    gradcam_layer="bottleneck_b_relu",
+    description="U-Net with a strided first layer: decodes at half resolution, upsampled at the end (CPU-sized).",
+)
+def unet_lite(input_shape, num_classes=1, widths=(24, 48, 96, 192)):
+    inputs = keras.Input(shape=input_shape, name="image")
+    x = _conv_bn(inputs, widths[0], "stem", strides=2)  # half resolution from the start
+    x = _unet_levels(x, widths)
     x = layers.UpSampling2D(2, interpolation="bilinear", name="head_up")(x)
     x = layers.Concatenate(name="head_cat")([x, inputs])
     x = _conv_bn(x, widths[0] // 2, "head")
@@ -221,18 +228,6 @@ def unet_lite(input_shape, num_classes=1, widths=(24, 48, 96, 192)):
 )
 def unet(input_shape, num_classes=1, widths=(16, 32, 64, 128, 256)):
     inputs = keras.Input(shape=input_shape, name="image")
-    x, skips = inputs, []
-    for i, w in enumerate(widths[:-1], start=1):
-        x = _conv_bn(x, w, f"enc{i}_a")
-        x = _conv_bn(x, w, f"enc{i}_b")
-        skips.append(x)
-        x = layers.MaxPooling2D(2, name=f"enc{i}_pool")(x)
-    x = _conv_bn(x, widths[-1], "bottleneck_a")
-    x = _conv_bn(x, widths[-1], "bottleneck_b")
-    for i, (w, skip) in enumerate(zip(reversed(widths[:-1]), reversed(skips)), start=1):
-        x = layers.UpSampling2D(2, interpolation="bilinear", name=f"dec{i}_up")(x)
-        x = layers.Concatenate(name=f"dec{i}_cat")([x, skip])
-        x = _conv_bn(x, w, f"dec{i}_a")
-        x = _conv_bn(x, w, f"dec{i}_b")
+    x = _unet_levels(inputs, widths)
     outputs = layers.Conv2D(num_classes, 1, activation="sigmoid", name="mask")(x)
     return keras.Model(inputs, outputs, name="unet")
