@@ -119,3 +119,18 @@ def test_augmented_batches_repeat_and_carry_sample_weights():
     assert seen == [4, 4, 2]
     a.on_epoch_end()
     assert not np.array_equal(a[0][0], b[0][0])
+
+
+def test_mixed_precision_run_saves_a_float32_model(synthetic_data, tmp_path):
+    import keras
+
+    from mri_core import train
+
+    train.main(["lgg", "--arch", "unet_lite", "--data-dir", str(synthetic_data["lgg"]), "--val-patients", "1",
+                "--out", str(tmp_path), "--epochs", "1", "--size", "32", "--batch-size", "8", "--no-cache",
+                "--precision", "mixed_bfloat16", "--checkpoints", str(tmp_path / "ckpt")])
+    assert keras.mixed_precision.global_policy().name == "float32"  # restored for the rest of the process
+    model = load("lgg_unet_lite", tmp_path).keras_model
+    assert {layer.dtype_policy.name for layer in model.layers} == {"float32"}
+    assert list((tmp_path / "ckpt").glob("lgg_unet_lite-*/best.keras"))
+    assert "mixed_bfloat16" in read_card("lgg_unet_lite", tmp_path)["training"]["command"]
