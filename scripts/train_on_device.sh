@@ -8,7 +8,8 @@
 #     bash scripts/train_on_device.sh MINUTES
 # Models and cards land in $OUT/models/<name>/, the three logs in $OUT/train.log. The cards'
 # validation figures are measured on the JPEG copy; measure them again on the original folder
-# with scripts/rescore_card.py before committing.
+# with scripts/rescore_card.py before committing, and copy into models/ only what beats the model
+# there (the cards come back with "default": false; mark the task's default by hand).
 set -u
 MINUTES=${1:-6}
 PY=${PY:-python3}
