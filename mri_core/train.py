@@ -59,7 +59,8 @@ def parse_args(argv=None):
     p.add_argument("--default", action="store_true", help="mark as the task's default model")
     p.add_argument("--no-cache", action="store_true")
     p.add_argument("--precision", choices=["float32", "mixed_bfloat16"], default="float32",
-                   help="mixed_bfloat16 computes in bfloat16 (faster on CPUs with AMX / AVX512-BF16, see the README); "
+                   help="mixed_bfloat16 computes in bfloat16 (faster for the U-Nets on CPUs with AMX / AVX512-BF16, "
+                        "slower for MobileNetV3; see the README); "
                         "the model saved is float32 either way")
     p.add_argument("--checkpoints", type=Path, default=CHECKPOINTS,
                    help="folder for the best-so-far checkpoints (on a lent GPU: under $OUT, so a killed run still returns them)")
