@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mri_core.models import LoadedModel
-from mri_core.preprocess import brain_box, prepare, resize, to_gray
+from mri_core.preprocess import brain_box, intensity_gain, prepare, resize, to_gray
 
 ZOOM = 0.9  # the zoomed TTA views keep the central 90 %
 BATCH = 32
@@ -183,6 +183,12 @@ def input_warnings(image: np.ndarray, loaded: LoadedModel, prediction: ClassPred
     dark = float((gray < 0.1).mean())
     if (bottom - top) * (right - left) >= 0.98 * gray.size and dark < 0.05:
         warnings.append("No dark background around a head was found: this may not be a brain MRI slice.")
+    spec = loaded.preprocessing.get("intensity")
+    if spec and image.ndim == 3 and image.shape[-1] == len(spec["reference_p99"]):
+        gain = intensity_gain(image, spec["reference_p99"], float(spec["max_gain"]))
+        if gain.max() >= float(spec["max_gain"]):
+            warnings.append(f"This image is much darker than the training slices: it was brightened {spec['max_gain']:g}× "
+                            "(the most allowed) and may still be too dark for the model.")
     stats = loaded.card.get("input_stats")
     if stats:  # measured on prepared (cropped, resized) training inputs: compare like with like
         x = prepare(image, loaded.preprocessing) if model_input is None else model_input

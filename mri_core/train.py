@@ -28,6 +28,7 @@ import numpy as np
 from mri_core import data as D
 from mri_core.architectures import get_architecture, create_model
 from mri_core.models import MODELS_DIR, MODEL_FILE, LoadedModel, write_card, file_mb
+from mri_core.preprocess import channel_p99, normalize_intensity
 from mri_core.tasks import get_task
 
 CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
@@ -62,6 +63,9 @@ def parse_args(argv=None):
                    help="mixed_bfloat16 computes in bfloat16 (faster for the U-Nets on CPUs with AMX / AVX512-BF16, "
                         "slower for MobileNetV3; see the README); "
                         "the model saved is float32 either way")
+    p.add_argument("--intensity-max-gain", type=float, default=4.0,
+                   help="segmenters: brighten dark slices to the training slices' level by up to this gain "
+                        "(preprocess.normalize_intensity; 1 = off)")
     p.add_argument("--checkpoints", type=Path, default=CHECKPOINTS,
                    help="folder for the best-so-far checkpoints (on a lent GPU: under $OUT, so a killed run still returns them)")
     return p.parse_args(argv)
@@ -378,6 +382,17 @@ def presence_rule(model, xva: np.ndarray, mva: np.ndarray) -> dict:
     }
 
 
+def intensity_spec(x_train: np.ndarray, max_gain: float) -> dict:
+    """The card's ``preprocessing.intensity``: the reference is the median over training slices
+    of each channel's foreground 99th percentile (``preprocess.channel_p99``)."""
+    p99 = np.stack([channel_p99(im) for im in x_train])
+    return {
+        "reference_p99": [round(float(v), 4) for v in np.nanmedian(p99, axis=0)],
+        "max_gain": float(max_gain),
+        "method": "each channel scaled so its foreground 99th percentile reaches the reference; gain between 1 and max_gain",
+    }
+
+
 def train_segmenter(args, task, arch) -> dict:
     size = args.size or arch.input_size[0]
     pre = {"crop": False, "size": [size, size], "channels": 3, "scale": "[0, 1]"}
@@ -388,6 +403,11 @@ def train_segmenter(args, task, arch) -> dict:
     tr, va, val_ids = D.patient_split(patients, has_tumor, args.val_patients, args.seed)
     if args.limit:
         tr, va = tr[: args.limit], va[: max(args.limit // 4, 8)]
+    if args.intensity_max_gain > 1:
+        # Same result as prepare() with the intensity block, which applies it at model size.
+        pre["intensity"] = intensity_spec(x[tr], args.intensity_max_gain)
+        for i in range(len(x)):
+            x[i] = normalize_intensity(x[i], pre["intensity"]["reference_p99"], args.intensity_max_gain)
     split = {
         "kind": "by patient",
         "seed": args.seed,

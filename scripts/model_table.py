@@ -23,9 +23,10 @@ def main():
                     f"AUC {v['auc_macro']:.3f}, ECE {v['ece']:.3f}")
             split = f"{c['split']['n_val']} images, {c['split']['kind'].split(' (')[0]}"
         pre = c["preprocessing"]
+        brighten = f", dark slices brightened ≤{pre['intensity']['max_gain']:g}×" if pre.get("intensity") else ""
         t = c["training"]
         print(f"| `{name}`{' (default)' if c.get('default') else ''} | {c['task']} | {c['architecture']} | "
-              f"{pre['size'][0]} px × {pre['channels']} ch{', brain crop' if pre.get('crop') else ''} | {c['params']:,} | "
+              f"{pre['size'][0]} px × {pre['channels']} ch{', brain crop' if pre.get('crop') else ''}{brighten} | {c['params']:,} | "
               f"{c.get('file_mb', 0):.1f} | {split} | {figs} | {t['epochs_run']} epochs, {t['seconds'] / 60:.0f} min, {t['machine']} |")
 
 

@@ -1,11 +1,15 @@
 """Measure a trained LGG model's validation figures again, on the original data, into its card.
 
-``python scripts/rescore_card.py lgg_unet [--models DIR] [--data-dir ../shared/data/lgg]``
+``python scripts/rescore_card.py lgg_unet [--models DIR] [--data-dir ../shared/data/lgg] [--intensity-max-gain 4]``
 
 A model trained on a lent GPU saw a JPEG copy of the data (scripts/pack_for_device.py), and its
 card's validation figures were measured on that copy. This chooses the presence rule and scores
 the card's own validation patients again from the original folder, with the app's
 preprocessing, and keeps the copy's figures under ``metrics.validation_on_training_copy``.
+
+``--intensity-max-gain G`` first gives a model trained without it the intensity normalisation
+that ``mri_core.train`` now applies (reference from the card's training patients only); the
+figures measured before are kept under ``metrics.validation_without_intensity``.
 """
 
 from __future__ import annotations
@@ -20,20 +24,27 @@ from mri_core import data as D
 from mri_core.evaluate import score_lgg
 from mri_core.models import MODELS_DIR, LoadedModel, load, write_card
 from mri_core.tasks import get_task
-from mri_core.train import presence_rule
+from mri_core.train import intensity_spec, presence_rule
 
 
-def rescore(name: str, models_dir: Path, data_dir: Path) -> dict:
+def rescore(name: str, models_dir: Path, data_dir: Path, intensity_max_gain: float = 0.0) -> dict:
     loaded = load(name, models_dir)
     card = dict(loaded.card)
+    metrics = dict(card["metrics"])
     val_patients = set(card["split"]["val_patients"])
     x, m, patients, _ = D.load_lgg(data_dir, card["preprocessing"])
     va = np.isin(patients, sorted(val_patients))
+    if intensity_max_gain > 1 and "intensity" not in card["preprocessing"]:
+        metrics["validation_without_intensity"] = metrics.get("validation")
+        spec = intensity_spec(x[~va], intensity_max_gain)
+        spec["note"] = "added after training by scripts/rescore_card.py: the network was trained without it"
+        card["preprocessing"] = {**card["preprocessing"], "intensity": spec}
+        x, m, patients, _ = D.load_lgg(data_dir, card["preprocessing"])
+    else:
+        metrics.setdefault("validation_on_training_copy", metrics.get("validation"))
     card["segmentation"] = presence_rule(loaded.keras_model, x[va], m[va].astype(bool))
     slices = [s for s in D.list_lgg(data_dir) if s.patient_id in val_patients]
     report = score_lgg(LoadedModel(name, card, loaded.keras_model, loaded.path), slices)
-    metrics = dict(card["metrics"])
-    metrics.setdefault("validation_on_training_copy", metrics.get("validation"))
     metrics["validation"] = report
     card.update(metrics=metrics, data=str(data_dir).split("shared/")[-1])
     write_card(name, card, models_dir)
@@ -45,8 +56,10 @@ def main(argv=None):
     p.add_argument("name")
     p.add_argument("--models", type=Path, default=MODELS_DIR)
     p.add_argument("--data-dir", type=Path, default=get_task("lgg").data_dir)
+    p.add_argument("--intensity-max-gain", type=float, default=0.0,
+                   help="add intensity normalisation to a card that has none (1 or 0: leave the card's preprocessing)")
     args = p.parse_args(argv)
-    report = rescore(args.name, args.models, args.data_dir)
+    report = rescore(args.name, args.models, args.data_dir, args.intensity_max_gain)
     print(json.dumps({k: v for k, v in report.items() if k != "dice_per_patient"}, indent=1))
 
 

@@ -72,7 +72,9 @@ def tiny_models(tmp_path_factory, synthetic_data) -> Path:
     from mri_core import train
 
     out = tmp_path_factory.mktemp("models")
-    common = ["--out", str(out), "--epochs", "1", "--size", "32", "--batch-size", "8", "--no-cache", "--default"]
+    # Checkpoints go to a temporary folder too: a test run leaves nothing in the working tree.
+    common = ["--out", str(out), "--checkpoints", str(tmp_path_factory.mktemp("checkpoints")),
+              "--epochs", "1", "--size", "32", "--batch-size", "8", "--no-cache", "--default"]
     train.main(["brain_tumor", "--arch", "mri_sepnet", "--data-dir", str(synthetic_data["brain_tumor"]), *common])
     train.main(["alzheimer", "--arch", "mri_sepnet", "--data-dir", str(synthetic_data["alzheimer"]), *common])
     train.main(["lgg", "--arch", "unet_lite", "--data-dir", str(synthetic_data["lgg"]), "--val-patients", "1", *common])

@@ -246,6 +246,14 @@ def _mask_page_with_slices(files: dict[str, bytes]) -> AppTest:
     return at
 
 
+def test_mask_page_warns_about_a_slice_too_dark_for_the_model():
+    rgb = np.dstack([phantom(seed=c) for c in range(3)])
+    at = _mask_page_with_slices({"dark.png": png_bytes((rgb * 0.04 * 255).astype(np.uint8))})
+    assert any("much darker than the training slices" in str(w.value) for w in at.warning)
+    at = _mask_page_with_slices({"usual.png": png_bytes((rgb * 255).astype(np.uint8))})
+    assert not any("darker" in str(w.value) for w in at.warning)
+
+
 def test_mask_joins_uploaded_slices_into_a_volume():
     slices = {f"patient_{z}.png": png_bytes((phantom(seed=z) * 255).astype(np.uint8)) for z in (10, 2, 1)}
     at = _mask_page_with_slices(slices)  # uploaded out of order

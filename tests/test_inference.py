@@ -158,3 +158,21 @@ def test_brightness_warning_compares_the_prepared_input(classifier):
     # A caller that already prepared the slice passes it in and gets the same warnings.
     x = prepare(img, classifier.preprocessing)
     assert inference.input_warnings(img, far, model_input=x) == inference.input_warnings(img, far)
+
+
+def test_a_dark_lesion_is_found_once_the_card_brightens_it(intensity_segmenter):
+    from mri_core.models import LoadedModel
+
+    image = np.zeros((32, 32, 3), np.float32)
+    image[4:28, 4:28] = 0.1  # a dim head ...
+    image[12:20, 12:20, 0] = 0.2  # ... with a lesion that the identity "network" scores 0.2
+    (plain,) = inference.segment(intensity_segmenter, [image])
+    assert not plain.mask.any()
+    card = dict(intensity_segmenter.card)
+    card["preprocessing"] = {**card["preprocessing"], "intensity": {"reference_p99": [0.9, 0.9, 0.9], "max_gain": 4.0}}
+    brightened = LoadedModel("brightened", card, intensity_segmenter.keras_model, intensity_segmenter.path)
+    (found,) = inference.segment(brightened, [image])
+    assert found.mask[12:20, 12:20].all() and found.mask.sum() == 64
+    # brightened by the most allowed (0.9 / 0.2 > 4): the page says the image may still be too dark
+    assert any("darker than the training slices" in w for w in inference.input_warnings(image, brightened))
+    assert not any("darker" in w for w in inference.input_warnings(np.clip(image * 4, 0, 1), brightened))

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from factories import phantom
-from mri_core.preprocess import brain_box, crop_brain, prepare, resize, to_gray, to_rgb, to_uint8
+from mri_core.preprocess import (brain_box, channel_p99, crop_brain, normalize_intensity, prepare, resize, to_gray, to_rgb,
+                                 to_uint8)
 
 
 def padded_phantom():
@@ -83,3 +84,41 @@ def test_helpers():
     m = np.zeros((8, 8), np.float32)
     m[2:6, 2:6] = 1
     assert set(np.unique(resize(m, (16, 16), nearest=True))) <= {0.0, 1.0}
+
+
+def _three_channel(scale):
+    return np.dstack([phantom(seed=c) * s for c, s in enumerate(scale)])
+
+
+def test_dark_channels_are_brightened_to_the_reference():
+    reference = channel_p99(_three_channel((1.0, 1.0, 1.0)))
+    dark = _three_channel((0.3, 1.0, 0.5))  # a scanner that writes FLAIR and T1 at a third and a half
+    out = normalize_intensity(dark, reference, max_gain=4.0)
+    np.testing.assert_allclose(channel_p99(out), reference, rtol=0.02)
+    np.testing.assert_array_equal(out[..., 1], dark[..., 1])  # the channel already at the level is left
+
+
+def test_bright_images_are_left_and_the_gain_is_capped():
+    reference = np.array([0.5, 0.5, 0.5])
+    bright = _three_channel((1.0, 1.0, 1.0))
+    np.testing.assert_array_equal(normalize_intensity(bright, reference, 4.0), bright)
+    very_dark = _three_channel((0.05, 0.05, 0.05))
+    out = normalize_intensity(very_dark, reference, max_gain=4.0)
+    np.testing.assert_allclose(out, very_dark * 4.0, atol=1e-6)
+    assert out.max() <= 1.0
+
+
+@pytest.mark.parametrize("image", [np.zeros((32, 32, 3), np.float32), np.full((32, 32, 3), 0.01, np.float32)])
+def test_blank_images_pass_through_intensity_normalization(image):
+    assert np.isnan(channel_p99(image)).all()
+    out = normalize_intensity(image, [0.5, 0.5, 0.5], 4.0)
+    np.testing.assert_array_equal(out, image)
+
+
+def test_prepare_applies_the_cards_intensity_block_at_model_size():
+    img = _three_channel((0.3, 0.3, 0.3))
+    plain = {"crop": False, "size": [48, 48], "channels": 3}
+    spec = {"reference_p99": [0.8, 0.8, 0.8], "max_gain": 4.0}
+    x = prepare(img, {**plain, "intensity": spec})
+    np.testing.assert_array_equal(x, normalize_intensity(prepare(img, plain), spec["reference_p99"], 4.0))
+    assert x.dtype == np.float32 and x.mean() > prepare(img, plain).mean()

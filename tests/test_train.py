@@ -21,6 +21,12 @@ def test_cards_are_complete(tiny_models):
         json.dumps(card)  # plain JSON
 
 
+def test_segmenter_card_names_its_intensity_normalization(tiny_models):
+    spec = read_card("lgg_unet_lite", tiny_models)["preprocessing"]["intensity"]
+    assert spec["max_gain"] == 4.0
+    assert len(spec["reference_p99"]) == 3 and all(0.0 < v <= 1.0 for v in spec["reference_p99"])
+
+
 def test_lgg_split_is_by_patient(tiny_models):
     card = read_card("lgg_unet_lite", tiny_models)
     assert card["split"]["kind"] == "by patient"
@@ -57,7 +63,7 @@ def test_resume_keeps_the_earlier_record(tiny_models, synthetic_data, tmp_path):
 
     first = read_card("brain_tumor_mri_sepnet", tiny_models)
     train.main(["brain_tumor", "--arch", "mri_sepnet", "--data-dir", str(synthetic_data["brain_tumor"]), "--out", str(tmp_path),
-                "--epochs", "1", "--size", "32", "--batch-size", "8", "--no-cache",
+                "--epochs", "1", "--size", "32", "--batch-size", "8", "--no-cache", "--checkpoints", str(tmp_path / "ckpt"),
                 "--init-from", str(tiny_models / "brain_tumor_mri_sepnet" / "model.keras")])
     card = read_card("brain_tumor_mri_sepnet", tmp_path)
     assert card["training"]["epochs_run"] == first["training"]["epochs_run"] + 1
@@ -128,9 +134,11 @@ def test_mixed_precision_run_saves_a_float32_model(synthetic_data, tmp_path):
 
     train.main(["lgg", "--arch", "unet_lite", "--data-dir", str(synthetic_data["lgg"]), "--val-patients", "1",
                 "--out", str(tmp_path), "--epochs", "1", "--size", "32", "--batch-size", "8", "--no-cache",
-                "--precision", "mixed_bfloat16", "--checkpoints", str(tmp_path / "ckpt")])
+                "--precision", "mixed_bfloat16", "--checkpoints", str(tmp_path / "ckpt"), "--intensity-max-gain", "1"])
     assert keras.mixed_precision.global_policy().name == "float32"  # restored for the rest of the process
     model = load("lgg_unet_lite", tmp_path).keras_model
     assert {layer.dtype_policy.name for layer in model.layers} == {"float32"}
     assert list((tmp_path / "ckpt").glob("lgg_unet_lite-*/best.keras"))
-    assert "mixed_bfloat16" in read_card("lgg_unet_lite", tmp_path)["training"]["command"]
+    card = read_card("lgg_unet_lite", tmp_path)
+    assert "mixed_bfloat16" in card["training"]["command"]
+    assert "intensity" not in card["preprocessing"]  # --intensity-max-gain 1 turns it off

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from mri_core import export
+from mri_core import export, inference
 from mri_core.annotate import BRUSH, ERASER, base_rgb, mask_from_canvas, mask_overlay, mask_to_canvas_object, outlines
 from mri_core.data import mask_from_bytes, read_mask
 from mri_core.io import UnreadableImage, join_slices
@@ -48,6 +48,8 @@ stack_id = stack_key(item.label, stack)
 model_masks, tumour_probs = segment_volume(loaded, stack, stack_id)
 index = slice_picker(stack, key=f"mask_slice_{stack_id}")
 image = stack.slice(index)
+for w in inference.input_warnings(image, loaded, None, stack.modality):
+    st.warning(w)
 
 # Hand corrections are kept per file, slice and model, so moving the slider loses nothing.
 edits: dict = st.session_state.setdefault("mask_edits", {})
