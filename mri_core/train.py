@@ -382,15 +382,20 @@ def presence_rule(model, xva: np.ndarray, mva: np.ndarray) -> dict:
     }
 
 
-def intensity_spec(x_train: np.ndarray, max_gain: float) -> dict:
-    """The card's ``preprocessing.intensity``: the reference is the median over training slices
-    of each channel's foreground 99th percentile (``preprocess.channel_p99``)."""
-    p99 = np.stack([channel_p99(im) for im in x_train])
-    return {
+def fit_intensity(x: np.ndarray, train_idx: np.ndarray, max_gain: float) -> dict:
+    """The card's ``preprocessing.intensity``, fitted on the training slices ``x[train_idx]``
+    (reference: the median over them of each channel's foreground 99th percentile,
+    ``preprocess.channel_p99``); ``x``, already prepared at model size, is normalised with it in
+    place: the same result as ``prepare()`` with the block, which applies it at model size."""
+    p99 = np.stack([channel_p99(im) for im in x[train_idx]])
+    spec = {
         "reference_p99": [round(float(v), 4) for v in np.nanmedian(p99, axis=0)],
         "max_gain": float(max_gain),
         "method": "each channel scaled so its foreground 99th percentile reaches the reference; gain between 1 and max_gain",
     }
+    for i in range(len(x)):
+        x[i] = normalize_intensity(x[i], spec["reference_p99"], max_gain)
+    return spec
 
 
 def train_segmenter(args, task, arch) -> dict:
@@ -404,10 +409,7 @@ def train_segmenter(args, task, arch) -> dict:
     if args.limit:
         tr, va = tr[: args.limit], va[: max(args.limit // 4, 8)]
     if args.intensity_max_gain > 1:
-        # Same result as prepare() with the intensity block, which applies it at model size.
-        pre["intensity"] = intensity_spec(x[tr], args.intensity_max_gain)
-        for i in range(len(x)):
-            x[i] = normalize_intensity(x[i], pre["intensity"]["reference_p99"], args.intensity_max_gain)
+        pre["intensity"] = fit_intensity(x, tr, args.intensity_max_gain)
     split = {
         "kind": "by patient",
         "seed": args.seed,

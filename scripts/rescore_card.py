@@ -24,7 +24,7 @@ from mri_core import data as D
 from mri_core.evaluate import score_lgg
 from mri_core.models import MODELS_DIR, LoadedModel, load, write_card
 from mri_core.tasks import get_task
-from mri_core.train import intensity_spec, presence_rule
+from mri_core.train import fit_intensity, presence_rule
 
 
 def rescore(name: str, models_dir: Path, data_dir: Path, intensity_max_gain: float = 0.0) -> dict:
@@ -36,10 +36,9 @@ def rescore(name: str, models_dir: Path, data_dir: Path, intensity_max_gain: flo
     va = np.isin(patients, sorted(val_patients))
     if intensity_max_gain > 1 and "intensity" not in card["preprocessing"]:
         metrics["validation_without_intensity"] = metrics.get("validation")
-        spec = intensity_spec(x[~va], intensity_max_gain)
+        spec = fit_intensity(x, ~va, intensity_max_gain)
         spec["note"] = "added after training by scripts/rescore_card.py: the network was trained without it"
         card["preprocessing"] = {**card["preprocessing"], "intensity": spec}
-        x, m, patients, _ = D.load_lgg(data_dir, card["preprocessing"])
     else:
         metrics.setdefault("validation_on_training_copy", metrics.get("validation"))
     card["segmentation"] = presence_rule(loaded.keras_model, x[va], m[va].astype(bool))
