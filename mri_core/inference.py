@@ -184,8 +184,9 @@ def input_warnings(image: np.ndarray, loaded: LoadedModel, prediction: ClassPred
     if (bottom - top) * (right - left) >= 0.98 * gray.size and dark < 0.05:
         warnings.append("No dark background around a head was found: this may not be a brain MRI slice.")
     spec = loaded.preprocessing.get("intensity")
-    if spec and image.ndim == 3 and image.shape[-1] == len(spec["reference_p99"]):
-        gain = intensity_gain(image, spec["reference_p99"], float(spec["max_gain"]))
+    if spec:  # the gain prepare() applies: on the slice at model size and channels, before the step itself
+        plain = {k: v for k, v in loaded.preprocessing.items() if k != "intensity"}
+        gain = intensity_gain(prepare(image, plain), spec["reference_p99"], float(spec["max_gain"]))
         if gain.max() >= float(spec["max_gain"]):
             warnings.append(f"This image is much darker than the training slices: it was brightened {spec['max_gain']:g}× "
                             "(the most allowed) and may still be too dark for the model.")

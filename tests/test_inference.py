@@ -176,3 +176,5 @@ def test_a_dark_lesion_is_found_once_the_card_brightens_it(intensity_segmenter):
     # brightened by the most allowed (0.9 / 0.2 > 4): the page says the image may still be too dark
     assert any("darker than the training slices" in w for w in inference.input_warnings(image, brightened))
     assert not any("darker" in w for w in inference.input_warnings(np.clip(image * 4, 0, 1), brightened))
+    # a grey upload is brightened as three equal channels, and warned about the same way
+    assert any("darker than the training slices" in w for w in inference.input_warnings(image[..., 0], brightened))
