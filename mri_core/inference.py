@@ -136,6 +136,18 @@ def keep_main_lesion(prob_maps: np.ndarray, present: np.ndarray, threshold: floa
     return np.where(removed, 0.0, prob_maps)
 
 
+def postprocess(probs: np.ndarray, threshold: float, top_k: int, volume: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(probability maps, tumour probabilities) for the network's maps (slices, H, W): each slice
+    scored with ``tumor_probability``; with ``volume`` (one volume in slice order) only its largest
+    connected lesion is kept and a slice whose detection was removed is scored again without it.
+    ``segment`` and the training monitor both use it, so checkpoints are chosen as the app scores."""
+    scores = np.asarray([tumor_probability(p, top_k) for p in probs])
+    if volume and len(probs) > 1:
+        probs = keep_main_lesion(probs, scores >= PRESENCE_CUT, threshold)
+        scores = np.asarray([tumor_probability(p, top_k) for p in probs])
+    return probs, scores
+
+
 def segment(loaded: LoadedModel, slices: list[np.ndarray], volume: bool = False) -> list[SegPrediction]:
     """Tumour masks at each slice's own size, with a per-slice tumour probability.
 
@@ -147,12 +159,8 @@ def segment(loaded: LoadedModel, slices: list[np.ndarray], volume: bool = False)
         return []
     seg = loaded.card.get("segmentation", {})
     threshold = float(seg.get("threshold", 0.5))
-    top_k = int(seg.get("top_k", 16))
     probs = run_model(loaded, prepare_inputs(loaded, slices))[..., 0]
-    scores = np.asarray([tumor_probability(p, top_k) for p in probs])
-    if volume and len(slices) > 1:
-        probs = keep_main_lesion(probs, scores >= PRESENCE_CUT, threshold)
-        scores = np.asarray([tumor_probability(p, top_k) for p in probs])
+    probs, scores = postprocess(probs, threshold, int(seg.get("top_k", 16)), volume)
     out = []
     for s, p, score in zip(slices, probs, scores):
         full = np.clip(resize(p.astype(np.float32), s.shape[:2]), 0.0, 1.0)

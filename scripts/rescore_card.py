@@ -41,7 +41,8 @@ def rescore(name: str, models_dir: Path, data_dir: Path, intensity_max_gain: flo
         card["preprocessing"] = {**card["preprocessing"], "intensity": spec}
     else:
         metrics.setdefault("validation_on_training_copy", metrics.get("validation"))
-    card["segmentation"] = presence_rule(loaded.keras_model, x[va], m[va].astype(bool))
+    card["segmentation"] = presence_rule(loaded.keras_model.predict(x[va], batch_size=64, verbose=0)[..., 0],
+                                         m[va].astype(bool))
     slices = [s for s in D.list_lgg(data_dir) if s.patient_id in val_patients]
     report = score_lgg(LoadedModel(name, card, loaded.keras_model, loaded.path), slices)
     metrics["validation"] = report

@@ -95,3 +95,21 @@ def use_tiny_models(tiny_models):
         os.environ.pop("MRI_MODELS_DIR", None)
     else:
         os.environ["MRI_MODELS_DIR"] = old_env
+
+
+@pytest.fixture(scope="session")
+def intensity_segmenter():
+    """A real Keras segmenter whose tumour probability is the first channel's brightness (a 1x1
+    convolution with fixed weights): the volume rule can then be tested on known lesions."""
+    import keras
+
+    from mri_core.models import LoadedModel
+
+    inp = keras.Input((32, 32, 3))
+    conv = keras.layers.Conv2D(1, 1, name="mask")
+    model = keras.Model(inp, conv(inp))
+    conv.set_weights([np.array([1.0, 0.0, 0.0], np.float32).reshape(1, 1, 3, 1), np.zeros(1, np.float32)])
+    card = {"task": "lgg", "kind": "segmenter", "class_names": ["no tumor", "tumor"],
+            "preprocessing": {"crop": False, "size": [32, 32], "channels": 3, "scale": "[0, 1]"},
+            "segmentation": {"threshold": 0.5, "top_k": 4}}
+    return LoadedModel("intensity", card, model, Path("intensity.keras"))

@@ -1,7 +1,5 @@
 """mri_core.inference: probabilities, TTA uncertainty, temperature, masks and warnings."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -87,24 +85,6 @@ def test_keep_main_lesion_removes_detections_not_connected_to_the_largest():
     # A slice judged tumour-free takes no part, so its pixels can neither win nor be removed.
     absent = inference.keep_main_lesion(p, np.array([False, False, False, True]), 0.5)
     np.testing.assert_array_equal(absent, p)
-
-
-@pytest.fixture(scope="module")
-def intensity_segmenter():
-    """A real Keras segmenter whose tumour probability is the first channel's brightness (a 1x1
-    convolution with fixed weights): the volume rule can then be tested on known lesions."""
-    import keras
-
-    from mri_core.models import LoadedModel
-
-    inp = keras.Input((32, 32, 3))
-    conv = keras.layers.Conv2D(1, 1, name="mask")
-    model = keras.Model(inp, conv(inp))
-    conv.set_weights([np.array([1.0, 0.0, 0.0], np.float32).reshape(1, 1, 3, 1), np.zeros(1, np.float32)])
-    card = {"task": "lgg", "kind": "segmenter", "class_names": ["no tumor", "tumor"],
-            "preprocessing": {"crop": False, "size": [32, 32], "channels": 3, "scale": "[0, 1]"},
-            "segmentation": {"threshold": 0.5, "top_k": 4}}
-    return LoadedModel("intensity", card, model, Path("intensity.keras"))
 
 
 def test_segment_volume_keeps_one_lesion_and_rescores(intensity_segmenter):

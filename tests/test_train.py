@@ -3,9 +3,11 @@
 import json
 
 import numpy as np
+import pytest
 
+from mri_core.metrics import dice
 from mri_core.models import list_models, load, read_card
-from mri_core.train import AugmentedBatches, class_weights, fit_temperature
+from mri_core.train import AugmentedBatches, class_weights, fit_temperature, per_patient_dice, scored_patient_dice
 
 
 def test_cards_are_complete(tiny_models):
@@ -133,8 +135,9 @@ def test_mixed_precision_run_saves_a_float32_model(synthetic_data, tmp_path):
     from mri_core import train
 
     train.main(["lgg", "--arch", "unet_lite", "--data-dir", str(synthetic_data["lgg"]), "--val-patients", "1",
-                "--out", str(tmp_path), "--epochs", "1", "--size", "32", "--batch-size", "8", "--no-cache",
-                "--precision", "mixed_bfloat16", "--checkpoints", str(tmp_path / "ckpt"), "--intensity-max-gain", "1"])
+                "--out", str(tmp_path), "--size", "32", "--batch-size", "8", "--no-cache",
+                "--precision", "mixed_bfloat16", "--checkpoints", str(tmp_path / "ckpt"), "--intensity-max-gain", "1",
+                "--epochs", "3", "--average-from", "0.01"])
     assert keras.mixed_precision.global_policy().name == "float32"  # restored for the rest of the process
     model = load("lgg_unet_lite", tmp_path).keras_model
     assert {layer.dtype_policy.name for layer in model.layers} == {"float32"}
@@ -142,3 +145,58 @@ def test_mixed_precision_run_saves_a_float32_model(synthetic_data, tmp_path):
     card = read_card("lgg_unet_lite", tmp_path)
     assert "mixed_bfloat16" in card["training"]["command"]
     assert "intensity" not in card["preprocessing"]  # --intensity-max-gain 1 turns it off
+    # The weight average ran in bfloat16 too (batch-norm statistics re-estimated) and was scored.
+    average = card["weight_average"]
+    assert average["epochs_averaged"] == 3 and 0.0 <= average["val_patient_dice_scored"] <= 1.0
+    assert isinstance(average["kept"], bool)
+
+
+def test_weight_average_is_the_mean_with_batch_norm_reestimated():
+    import keras
+
+    from mri_core.train import CosineSchedule, WeightAverage
+
+    inp = keras.Input((4, 4, 1))
+    h = keras.layers.Conv2D(2, 1, name="conv")(inp)
+    out = keras.layers.BatchNormalization(name="bn")(h)
+    model = keras.Model(inp, out)
+    average = WeightAverage(CosineSchedule(1e-3, steps_per_epoch=10, epochs=4, max_minutes=0), 10, start=0.5)
+    average.set_model(model)
+    kernels = [np.full((1, 1, 1, 2), 1.0, np.float32), np.full((1, 1, 1, 2), 2.0, np.float32),
+               np.full((1, 1, 1, 2), 4.0, np.float32)]
+    for epoch, k in enumerate(kernels, start=1):  # decay progress 0.33, 0.67, 1.0 at these epochs' ends
+        model.get_layer("conv").set_weights([k, np.zeros(2, np.float32)])
+        average.on_epoch_end(epoch)
+    assert average.count == 2  # the first ended before half the decay: kernels 2 and 4 averaged
+    x = np.random.default_rng(0).normal(3.0, 2.0, (64, 4, 4, 1)).astype(np.float32)
+    average.apply(model, x, batch_size=64)
+    np.testing.assert_allclose(model.get_layer("conv").get_weights()[0], 3.0)
+    mean, var = model.get_layer("bn").moving_mean.numpy(), model.get_layer("bn").moving_variance.numpy()
+    np.testing.assert_allclose(mean, 3.0 * x.mean(), rtol=1e-4)  # statistics of the averaged network
+    np.testing.assert_allclose(var, 9.0 * x.var(), rtol=1e-3)
+    assert model.get_layer("bn").momentum == 0.99  # restored
+
+
+def test_checkpoint_metric_scores_the_masks_the_app_draws(intensity_segmenter):
+    """Segmenter checkpoints are chosen on ``scored_patient_dice``: it must equal the Dice of the
+    masks ``inference.segment(volume=True)`` draws, patient by patient, not of the raw maps."""
+    from mri_core.inference import segment
+
+    vol = np.zeros((8, 32, 32, 3), np.float32)
+    truth = np.zeros((8, 32, 32), bool)
+    vol[0:3, 4:16, 4:16, 0] = 0.9  # patient A: the lesion on slices 0-2 ...
+    truth[0:3, 5:16, 4:16] = True
+    vol[3, 24:30, 24:30, 0] = 0.95  # ... and a false alarm alone on slice 3 (removed as a volume)
+    vol[5, 8:20, 8:20, 0] = 0.8  # patient B: a lesion on slice 5 ...
+    truth[5, 8:18, 8:20] = True
+    vol[6, 2:4, 2:4, 0] = 0.6  # ... and four faint pixels the presence rule (top 4 of 0.6) keeps
+    vol[7, 30, 30, 0] = 0.7  # ... and one pixel it does not (top-4 mean 0.175)
+    patients = np.array(["A"] * 4 + ["B"] * 4)
+    probs = vol[..., 0]
+    app = [segment(intensity_segmenter, list(vol[patients == p]), volume=True) for p in ("A", "B")]
+    expected = np.mean([dice(np.stack([s.mask for s in preds]), truth[patients == p])
+                        for p, preds in zip(("A", "B"), app)])
+    rule = intensity_segmenter.card["segmentation"]
+    assert scored_patient_dice(probs, truth[..., None], patients, rule) == pytest.approx(expected)
+    # The raw thresholded maps keep both false alarms: a lower figure, and not the one that counts.
+    assert per_patient_dice(probs >= 0.5, truth, patients) < expected - 0.02

@@ -36,7 +36,9 @@ for n, c in cards.items():
     v = c["metrics"]["validation"]
     row = {"model": n, "architecture": c["architecture"], "params": c["params"], "file MB": c.get("file_mb"),
            "input": f"{c['preprocessing']['size'][0]} px × {c['preprocessing']['channels']} ch",
-           "training": f"{c['training']['epochs_run']} epochs, {c['training']['seconds'] / 60:.0f} min",
+           "training": f"{c['training']['epochs_run']} epochs, {c['training']['seconds'] / 60:.0f} min"
+                       + (f", mean of the last {c['weight_average']['epochs_averaged']}"
+                          if c.get("weight_average", {}).get("kept") else ""),
            "CPU latency ms": round(latency(n), 1)}
     if is_seg:
         row.update({k: v.get(k) for k in ("dice_patient_mean", "dice_tumor_slices", "iou", "detection_auc", "detection_accuracy")})
