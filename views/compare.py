@@ -57,7 +57,7 @@ for n, c in cards.items():
 if curves:
     df = pd.DataFrame(curves)
     fig = px.line(df, x="epoch", y="value", color="model", facet_col="metric", facet_col_wrap=3, markers=True, height=420)
-    fig.update_yaxes(matches=None)
+    fig.update_yaxes(matches=None, showticklabels=True)  # each metric has its own scale: label every panel
     st.plotly_chart(fig, width="stretch", key="cmp_curves")
 
 st.subheader("Evaluate side by side")
