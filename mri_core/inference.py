@@ -148,6 +148,12 @@ def postprocess(probs: np.ndarray, threshold: float, top_k: int, volume: bool) -
     return probs, scores
 
 
+def lesion_mask(prob_maps: np.ndarray, scores, threshold: float) -> np.ndarray:
+    """The masks drawn for maps (slices, H, W) with their tumour probabilities: pixels at or above
+    ``threshold``, on slices judged to show a tumour only (scattered faint pixels are not a lesion)."""
+    return (np.asarray(prob_maps) >= threshold) & (np.asarray(scores) >= PRESENCE_CUT)[:, None, None]
+
+
 def segment(loaded: LoadedModel, slices: list[np.ndarray], volume: bool = False) -> list[SegPrediction]:
     """Tumour masks at each slice's own size, with a per-slice tumour probability.
 
@@ -164,8 +170,7 @@ def segment(loaded: LoadedModel, slices: list[np.ndarray], volume: bool = False)
     out = []
     for s, p, score in zip(slices, probs, scores):
         full = np.clip(resize(p.astype(np.float32), s.shape[:2]), 0.0, 1.0)
-        # A slice judged tumour-free gets an empty mask: scattered faint pixels are not a lesion.
-        mask = full >= threshold if score >= PRESENCE_CUT else np.zeros(full.shape, bool)
+        mask = lesion_mask(full[None], [score], threshold)[0]
         out.append(SegPrediction(prob=full, mask=mask, tumor_probability=float(score)))
     return out
 

@@ -464,13 +464,13 @@ def scored_patient_dice(probs: np.ndarray, truth: np.ndarray, patients: np.ndarr
     """``per_patient_dice`` of the masks the app would draw (``inference.postprocess`` on each
     patient's slices as one volume, presence rule ``rule``), at model resolution: the figure
     ``evaluate`` reports, without reading the files again. Slices of a patient are in slice order."""
-    from mri_core.inference import PRESENCE_CUT, postprocess
+    from mri_core.inference import lesion_mask, postprocess
 
     pred = np.zeros(probs.shape, bool)
     for p in np.unique(patients):
         idx = np.flatnonzero(patients == p)
         maps, scores = postprocess(probs[idx], rule["threshold"], rule["top_k"], volume=True)
-        pred[idx] = (maps >= rule["threshold"]) & (scores >= PRESENCE_CUT)[:, None, None]
+        pred[idx] = lesion_mask(maps, scores, rule["threshold"])
     return per_patient_dice(pred, truth.reshape(probs.shape), patients)
 
 
