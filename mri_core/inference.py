@@ -5,6 +5,9 @@ Uncertainty comes from test-time augmentation (TTA): every slice is seen in four
 the views after temperature scaling (the temperature is fitted on the validation split and
 stored in the card); the uncertainty is the standard deviation over the views of the winning
 class's probability (0 = the views agree; 0.5 = they flip between certain answers).
+
+Tumour masks are the mean of two views' probability maps: the slice and its left-right mirror,
+mapped back (``segmentation_maps``).
 """
 
 from __future__ import annotations
@@ -60,6 +63,23 @@ def tta_views(x: np.ndarray) -> np.ndarray:
     dh, dw = int(round(h * (1 - ZOOM) / 2)), int(round(w * (1 - ZOOM) / 2))
     zoom = np.stack([resize(im[dh : h - dh, dw : w - dw], (h, w)) for im in x]).reshape(x.shape)
     return np.stack([x, x[:, :, ::-1], zoom, zoom[:, :, ::-1]], axis=1)
+
+
+def segmentation_maps(predict, x: np.ndarray, tta: bool = True) -> np.ndarray:
+    """Tumour probability maps (N, H, W) from ``predict`` (a model's forward pass, returning
+    (N, H, W, 1)) on prepared inputs ``x``.
+
+    With ``tta`` the map is the mean of the slice's and of its left-right mirror's, the mirror's
+    flipped back. The segmenters were trained with mirrored slices, so both views are ones the
+    network knows, and the mirror's inverse is exact (unlike a zoom's at the border). On the 14
+    validation patients this moved ``lgg_unet_lite`` from 0.861 to 0.864 Dice/patient and the
+    detection AUC from 0.987 to 0.989. Scales 176-224 px were tried as more views: no further
+    gain, at 2-5 times the cost.
+    """
+    if not tta:
+        return np.asarray(predict(x))[..., 0]
+    both = np.asarray(predict(np.concatenate([x, x[:, :, ::-1]])))[..., 0]
+    return (both[: len(x)] + both[len(x) :, :, ::-1]) / 2
 
 
 def calibrate(probs: np.ndarray, temperature: float) -> np.ndarray:
@@ -154,8 +174,11 @@ def lesion_mask(prob_maps: np.ndarray, scores, threshold: float) -> np.ndarray:
     return (np.asarray(prob_maps) >= threshold) & (np.asarray(scores) >= PRESENCE_CUT)[:, None, None]
 
 
-def segment(loaded: LoadedModel, slices: list[np.ndarray], volume: bool = False) -> list[SegPrediction]:
+def segment(loaded: LoadedModel, slices: list[np.ndarray], volume: bool = False, tta: bool = True) -> list[SegPrediction]:
     """Tumour masks at each slice's own size, with a per-slice tumour probability.
+
+    ``tta``: maps averaged with the mirrored slice's (``segmentation_maps``), as the cards' figures
+    and presence rules were measured.
 
     ``volume=True``: the slices are one volume in order (a NIfTI file, a DICOM series, one
     patient's slices); only its largest connected lesion is kept (``keep_main_lesion``), and a
@@ -165,7 +188,7 @@ def segment(loaded: LoadedModel, slices: list[np.ndarray], volume: bool = False)
         return []
     seg = loaded.card.get("segmentation", {})
     threshold = float(seg.get("threshold", 0.5))
-    probs = run_model(loaded, prepare_inputs(loaded, slices))[..., 0]
+    probs = segmentation_maps(lambda v: run_model(loaded, v), prepare_inputs(loaded, slices), tta)
     probs, scores = postprocess(probs, threshold, int(seg.get("top_k", 16)), volume)
     out = []
     for s, p, score in zip(slices, probs, scores):

@@ -440,6 +440,9 @@ def per_patient_dice(pred: np.ndarray, truth: np.ndarray, patients: np.ndarray) 
     return float(np.mean([dice(pred[patients == p], truth[patients == p]) for p in np.unique(patients)]))
 
 
+MAPS = "mean of the slice's and its left-right mirror's probability maps (inference.segmentation_maps)"
+
+
 def presence_rule(probs: np.ndarray, mva: np.ndarray) -> dict:
     """The tumour-presence rule chosen on validation from the network's maps ``probs`` (slices,
     H, W): how many of the most probable pixels are averaged into the slice's probability
@@ -457,6 +460,7 @@ def presence_rule(probs: np.ndarray, mva: np.ndarray) -> dict:
         "threshold": 0.5,
         "top_k": best_k,
         "tumor_probability": f"mean of the {best_k} most probable pixels at model resolution (chosen on validation)",
+        "maps": MAPS,
     }
 
 
@@ -491,6 +495,8 @@ def fit_intensity(x: np.ndarray, train_idx: np.ndarray, max_gain: float) -> dict
 
 
 def train_segmenter(args, task, arch) -> dict:
+    from mri_core.inference import segmentation_maps
+
     size = args.size or arch.input_size[0]
     pre = {"crop": False, "size": [size, size], "channels": 3, "scale": "[0, 1]"}
     data_dir = args.data_dir or task.data_dir
@@ -523,7 +529,7 @@ def train_segmenter(args, task, arch) -> dict:
         # Checkpoints are chosen on the masks the app draws (presence rule, main lesion): the raw
         # thresholded maps, which the first runs were chosen on, count false alarms that
         # post-processing removes and ranked epochs differently.
-        probs = mdl.predict(xva, batch_size=64, verbose=0)[..., 0]
+        probs = segmentation_maps(lambda v: mdl.predict(v, batch_size=64, verbose=0), xva)
         raw = per_patient_dice(probs >= 0.5, mva[..., 0], pva)
         value = scored_patient_dice(probs, mva, pva, presence_rule(probs, mva))
         return "val_patient_dice_scored", value, {"val_patient_dice": raw}
@@ -541,7 +547,7 @@ def train_segmenter(args, task, arch) -> dict:
     card = {"task": task.name, "kind": "segmenter", "class_names": list(task.class_names), "preprocessing": pre}
     if averaged:
         card["weight_average"] = averaged
-    card["segmentation"] = presence_rule(best.predict(xva, batch_size=64, verbose=0)[..., 0], mva)
+    card["segmentation"] = presence_rule(segmentation_maps(lambda v: best.predict(v, batch_size=64, verbose=0), xva), mva)
     loaded = LoadedModel(args.name, card, best, ckpt)
     from mri_core.evaluate import score_lgg
 

@@ -10,6 +10,9 @@ preprocessing, and keeps the copy's figures under ``metrics.validation_on_traini
 ``--intensity-max-gain G`` first gives a model trained without it the intensity normalisation
 that ``mri_core.train`` now applies (reference from the card's training patients only); the
 figures measured before are kept under ``metrics.validation_without_intensity``.
+
+``--keep-as KEY`` scores a card again after a change to how the app segments (the presence rule
+is chosen again too), keeping the figures measured before under ``metrics.KEY``.
 """
 
 from __future__ import annotations
@@ -22,12 +25,14 @@ import numpy as np
 
 from mri_core import data as D
 from mri_core.evaluate import score_lgg
+from mri_core.inference import segmentation_maps
 from mri_core.models import MODELS_DIR, LoadedModel, load, write_card
 from mri_core.tasks import get_task
 from mri_core.train import fit_intensity, presence_rule
 
 
-def rescore(name: str, models_dir: Path, data_dir: Path, intensity_max_gain: float = 0.0) -> dict:
+def rescore(name: str, models_dir: Path, data_dir: Path, intensity_max_gain: float = 0.0,
+            keep_as: str | None = None) -> dict:
     loaded = load(name, models_dir)
     card = dict(loaded.card)
     metrics = dict(card["metrics"])
@@ -39,10 +44,12 @@ def rescore(name: str, models_dir: Path, data_dir: Path, intensity_max_gain: flo
         spec = fit_intensity(x, ~va, intensity_max_gain)
         spec["note"] = "added after training by scripts/rescore_card.py: the network was trained without it"
         card["preprocessing"] = {**card["preprocessing"], "intensity": spec}
+    elif keep_as:
+        metrics[keep_as] = metrics.get("validation")
     else:
         metrics.setdefault("validation_on_training_copy", metrics.get("validation"))
-    card["segmentation"] = presence_rule(loaded.keras_model.predict(x[va], batch_size=64, verbose=0)[..., 0],
-                                         m[va].astype(bool))
+    maps = segmentation_maps(lambda v: loaded.keras_model.predict(v, batch_size=64, verbose=0), x[va])
+    card["segmentation"] = presence_rule(maps, m[va].astype(bool))
     slices = [s for s in D.list_lgg(data_dir) if s.patient_id in val_patients]
     report = score_lgg(LoadedModel(name, card, loaded.keras_model, loaded.path), slices)
     metrics["validation"] = report
@@ -58,8 +65,9 @@ def main(argv=None):
     p.add_argument("--data-dir", type=Path, default=get_task("lgg").data_dir)
     p.add_argument("--intensity-max-gain", type=float, default=0.0,
                    help="add intensity normalisation to a card that has none (1 or 0: leave the card's preprocessing)")
+    p.add_argument("--keep-as", help="keep the card's current validation figures under metrics.KEY")
     args = p.parse_args(argv)
-    report = rescore(args.name, args.models, args.data_dir, args.intensity_max_gain)
+    report = rescore(args.name, args.models, args.data_dir, args.intensity_max_gain, args.keep_as)
     print(json.dumps({k: v for k, v in report.items() if k != "dice_per_patient"}, indent=1))
 
 

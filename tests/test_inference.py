@@ -72,6 +72,35 @@ def test_segment(segmenter):
         assert not s.mask.any()
 
 
+def test_segmentation_maps_average_the_mirror_mapped_back():
+    x = np.random.default_rng(1).random((3, 8, 10, 2)).astype(np.float32)
+    # A forward pass that is not mirror-symmetric: the map leans to the left of the image.
+    ramp = np.linspace(1.0, 0.0, 10, dtype=np.float32)
+    calls = []
+
+    def predict(v):
+        calls.append(len(v))
+        return (v[..., :1] * ramp[None, None, :, None])
+
+    plain = inference.segmentation_maps(predict, x, tta=False)
+    np.testing.assert_allclose(plain, x[..., 0] * ramp)
+    both = inference.segmentation_maps(predict, x)
+    np.testing.assert_allclose(both, x[..., 0] * (ramp + ramp[::-1]) / 2, rtol=1e-6)
+    assert calls == [3, 6]  # both views in one forward pass
+    # The averaged maps no longer depend on which way round the slice was read.
+    np.testing.assert_allclose(inference.segmentation_maps(predict, x[:, :, ::-1]), both[:, :, ::-1], rtol=1e-6)
+
+
+def test_segment_tta_off_is_the_single_view(segmenter):
+    img = np.dstack([phantom(64, 64, seed=5)] * 3)
+    (one,) = inference.segment(segmenter, [img], tta=False)
+    x = inference.prepare_inputs(segmenter, [img])
+    expected = inference.run_model(segmenter, x)[0, ..., 0]
+    from mri_core.preprocess import resize
+
+    np.testing.assert_allclose(one.prob, np.clip(resize(expected, (64, 64)), 0, 1), atol=1e-6)
+
+
 def test_keep_main_lesion_removes_detections_not_connected_to_the_largest():
     p = np.zeros((4, 16, 16), np.float32)
     p[0:3, 2:8, 2:8] = 0.9  # the lesion, over three slices
