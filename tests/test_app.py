@@ -262,7 +262,7 @@ def test_mask_joins_uploaded_slices_into_a_volume():
     assert not at.exception and not at.error
     shown = texts(at)
     assert "3 files joined into one volume, ordered by file name (patient_1.png … patient_10.png)" in shown
-    assert "only the largest connected 3-D lesion is kept" in shown
+    assert "only the main connected 3-D lesion" in shown
     assert [sl.max for sl in at.slider if sl.label == "Slice"] == [2]
     assert "Masks (NIfTI)" in [b.proto.label for b in at.get("download_button")]
 

@@ -101,7 +101,7 @@ def test_segment_tta_off_is_the_single_view(segmenter):
     np.testing.assert_allclose(one.prob, np.clip(resize(expected, (64, 64)), 0, 1), atol=1e-6)
 
 
-def test_keep_main_lesion_removes_detections_not_connected_to_the_largest():
+def test_keep_main_lesion_removes_detections_not_connected_to_the_main_one():
     p = np.zeros((4, 16, 16), np.float32)
     p[0:3, 2:8, 2:8] = 0.9  # the lesion, over three slices
     p[1, 8, 8] = 0.8  # touches it diagonally: 26-connected, kept
@@ -114,6 +114,15 @@ def test_keep_main_lesion_removes_detections_not_connected_to_the_largest():
     # A slice judged tumour-free takes no part, so its pixels can neither win nor be removed.
     absent = inference.keep_main_lesion(p, np.array([False, False, False, True]), 0.5)
     np.testing.assert_array_equal(absent, p)
+
+
+def test_keep_main_lesion_keeps_the_most_probability_not_the_most_voxels():
+    p = np.zeros((3, 24, 24), np.float32)
+    p[0:3, 2:8, 2:8] = 0.95  # the lesion: 108 voxels over three slices, 102.6 in probability
+    p[1, 12:24, 12:24] = 0.55  # a faint false alarm on one slice: 144 voxels, 79.2 in probability
+    out = inference.keep_main_lesion(p, np.ones(3, bool), 0.5)
+    np.testing.assert_array_equal(out[0:3, 2:8, 2:8], p[0:3, 2:8, 2:8])
+    assert not out[1, 12:24, 12:24].any()
 
 
 def test_segment_volume_keeps_one_lesion_and_rescores(intensity_segmenter):

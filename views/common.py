@@ -147,5 +147,5 @@ def _segment_volume(_loaded: models.LoadedModel, _stack: ImageStack, stack_id: s
 
 def segment_volume(loaded: models.LoadedModel, stack: ImageStack, stack_id: str) -> tuple[np.ndarray, np.ndarray]:
     """Masks (n, H, W) and tumour probabilities of a whole file segmented as one volume (its
-    largest lesion kept), cached per file and model so the slice slider does not recompute it."""
+    main lesion kept), cached per file and model so the slice slider does not recompute it."""
     return _segment_volume(loaded, stack, stack_id, str(loaded.path))

@@ -28,7 +28,7 @@ if not inputs:
 if len(inputs) > 1 and all(i.stack.n_slices == 1 for i in inputs) and st.toggle(
         "Treat the uploaded slices as one volume", key="mask_join",
         help="For one scan exported slice by slice (e.g. patient_1.jpg … patient_40.jpg): the slices are "
-             "ordered by file name, the largest connected lesion is kept, and the volume can be exported."):
+             "ordered by file name, only the main connected lesion is kept, and the volume can be exported."):
     try:
         joined = join_slices([(i.label, i.stack) for i in inputs])
         inputs = [Input(f"{len(inputs)} slices as one volume", joined)]
@@ -114,8 +114,8 @@ vol = volume_ml(all_masks, stack.spacing_mm, stack.slice_thickness_mm) if stack.
 if vol is not None:
     st.metric("Volume over the stack", f"{vol:.2f} ml")
 if stack.n_slices > 1:
-    st.caption("In a stack, only the largest connected 3-D lesion is kept: detections not connected "
-               "to it are treated as false alarms (a lower-grade glioma is one lesion).")
+    st.caption("In a stack, only the main connected 3-D lesion (the most tumour probability in total) is kept: "
+               "detections not connected to it are treated as false alarms (a lower-grade glioma is one lesion).")
 
 st.subheader("Compare with a ground-truth mask")
 truth = None
