@@ -204,3 +204,62 @@ def patient_split(patients: np.ndarray, has_tumor: np.ndarray, val_patients: int
     val_ids = set(uniq[:val_patients].tolist())
     is_val = np.asarray([p in val_ids for p in patients])
     return np.flatnonzero(~is_val), np.flatnonzero(is_val), sorted(val_ids)
+
+
+# --------------------------------------------------------------------------- other sources for the tumour classifier
+#
+# The tumour set's ``notumor`` folder comes mostly from another collection than its three tumour
+# folders, so a network can learn the source instead of the tumour. These loaders bring slices of
+# two other sources into the same shape: LGG patients' FLAIR (grey, from TCGA) and OASIS T1 slices
+# (the dementia set, no tumours), each split as its own task splits it.
+
+MIN_TUMOR_PX = 200  # an LGG slice counts as showing a tumour from this many reference pixels (256 px slices)
+LGG_CHANNELS = ("pre-contrast", "flair", "post-contrast")  # the order of the LGG JPEGs' channels
+LGG_VAL_PATIENTS, SPLIT_SEED, VAL_FRACTION = 14, 42, 0.12  # the splits the trained models use
+ALZHEIMER_SPLIT_PRE = {"crop": True, "size": [128, 128], "channels": 1, "scale": "[0, 1]"}
+
+
+def lgg_tumor_labels(slices: list[LggSlice]) -> np.ndarray:
+    """Per slice: 1 with at least ``MIN_TUMOR_PX`` reference tumour pixels, 0 with none, -1 between
+    (a sliver of tumour: neither a clear tumour slice nor a clean tumour-free one)."""
+    px = np.asarray([int(read_mask(s.mask_path).sum()) for s in slices])
+    return np.where(px >= MIN_TUMOR_PX, 1, np.where(px == 0, 0, -1))
+
+
+def lgg_channel(image: np.ndarray, c: int) -> np.ndarray:
+    """Channel ``c`` of an LGG slice; a slice read as grey (its three channels were equal) is its own."""
+    return image[..., c] if image.ndim == 3 else image
+
+
+def load_lgg_channel(root: Path, preprocessing: Mapping[str, Any], channel: str = "flair", cache: bool = True):
+    """(x, tumour labels from ``lgg_tumor_labels``, patients, slices): one channel of each LGG slice
+    as a grey image through ``prepare``, as a clinician's single-sequence export would look."""
+    slices = list_lgg(root)
+    c = LGG_CHANNELS.index(channel)
+    path = _cache_path(f"lgg-{channel}", root, preprocessing, len(slices))
+    patients = np.asarray([s.patient_id for s in slices])
+    if cache and path.exists():
+        z = np.load(path)
+        return z["x"], z["y"], patients, slices
+    x = np.stack([prepare(lgg_channel(read_image(s.image_path.read_bytes(), s.image_path.name).slices[0], c), preprocessing)
+                  for s in slices])
+    y = lgg_tumor_labels(slices)
+    if cache:
+        CACHE_DIR.mkdir(exist_ok=True)
+        np.savez(path, x=x, y=y)
+    return x, y, patients, slices
+
+
+def lgg_validation_patients(root: Path) -> list[str]:
+    """The LGG patients the segmenters hold out (``patient_split``, 14 patients, seed 42)."""
+    slices = list_lgg(root)
+    patients = np.asarray([s.patient_id for s in slices])
+    has_tumor = np.asarray([s.has_tumor for s in slices])
+    return patient_split(patients, has_tumor, LGG_VAL_PATIENTS, SPLIT_SEED)[2]
+
+
+def oasis_split(root: Path, class_names, cache: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(train, val) indices into ``list_class_folder(root)``: the dementia models' split by
+    pseudo-subject (``similarity_groups`` on their 128 px crop, ``group_split`` seed 42)."""
+    x, y, _ = load_classification(root, class_names, ALZHEIMER_SPLIT_PRE, cache=cache)
+    return group_split(similarity_groups(x), y, VAL_FRACTION, SPLIT_SEED)

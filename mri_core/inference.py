@@ -32,6 +32,9 @@ class ClassPrediction:
     class_names: list[str]
     uncertainty: float  # std over views of the top class probability
     view_probs: np.ndarray = field(repr=False)  # (views, classes), calibrated
+    reliable: bool = True  # False: the model cannot judge this image; the page abstains instead of calling
+    reason: str = ""  # plain-language why, when not reliable
+    ood_score: float | None = None  # distance of the image's features from the training images' (ood.py)
 
     @property
     def index(self) -> int:

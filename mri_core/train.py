@@ -56,6 +56,11 @@ def parse_args(argv=None):
     p.add_argument("--limit", type=int, default=0, help="use only this many training images (smoke runs)")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--init-from", type=Path, help="start from the weights of this .keras file (resume a run)")
+    p.add_argument("--extra-sources", action="store_true",
+                   help="brain_tumor: add LGG patients' FLAIR slices (tumour -> glioma, none -> notumor) and OASIS slices "
+                        "(notumor) from those sets' own training splits, so no class comes from one source alone")
+    p.add_argument("--appearance", type=float, default=0.0,
+                   help="classifiers: probability of each appearance change (gamma, blur, resampling, noise, JPEG)")
     p.add_argument("--imagenet-weights", type=Path, help="ImageNet weights file for a Keras Applications backbone")
     p.add_argument("--default", action="store_true", help="mark as the task's default model")
     p.add_argument("--no-cache", action="store_true")
@@ -142,11 +147,13 @@ class AugmentedBatches(keras.utils.PyDataset):
 
     def __init__(self, x, targets, batch_size: int, seed: int, *, masks: bool = False,
                  rotate_deg: float = 14.4, shift: float = 0.06, zoom: float = 0.1,
-                 contrast: float = 0.0, brightness: float = 0.0, sample_weight=None, workers: int = 4):
+                 contrast: float = 0.0, brightness: float = 0.0, appearance: float = 0.0, sample_weight=None,
+                 workers: int = 4):
         super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=8)
         self.x, self.targets, self.batch_size, self.seed = x, targets, batch_size, seed
         self.masks, self.rotate_deg, self.shift, self.zoom = masks, rotate_deg, shift, zoom
         self.contrast, self.brightness, self.sample_weight = contrast, brightness, sample_weight
+        self.appearance = appearance
         self.epoch = 0
         self.order = np.random.default_rng([seed, 0]).permutation(len(x))
 
@@ -173,6 +180,8 @@ class AugmentedBatches(keras.utils.PyDataset):
         if self.brightness:
             out = out * rng.uniform(1 - self.brightness, 1 + self.brightness)
         out = np.clip(out, 0.0, 1.0)
+        if self.appearance:
+            out = change_appearance(rng, out, self.appearance)
         if mask is None:
             return out, None
         warped = cv2.warpAffine(np.ascontiguousarray(mask[..., 0], dtype=np.float32), matrix, (w, h), **kw)
@@ -188,6 +197,32 @@ class AugmentedBatches(keras.utils.PyDataset):
             targets.append(mask if self.masks else self.targets[j])
         batch = (np.stack(images).astype(np.float32), np.stack(targets).astype(np.float32))
         return batch if self.sample_weight is None else batch + (self.sample_weight[idx].astype(np.float32),)
+
+
+def change_appearance(rng, image: np.ndarray, p: float) -> np.ndarray:
+    """Change how a slice (H, W, C) in [0, 1] looks, not what it shows, as another scanner, sequence
+    or export would: gamma, blur, down- and up-sampling, noise and JPEG re-compression, each with
+    probability ``p``. Channels stay equal where they were (a grey slice stays grey)."""
+    h, w = image.shape[:2]
+    out = image.astype(np.float32)
+    if rng.random() < p:
+        out = out ** np.float32(np.exp(rng.uniform(np.log(0.5), np.log(2.0))))
+    if rng.random() < p:
+        out = cv2.GaussianBlur(out, (0, 0), rng.uniform(0.5, 1.5)).reshape(image.shape)
+    if rng.random() < p:
+        f = rng.uniform(0.3, 0.8)
+        small = cv2.resize(out, (max(int(w * f), 8), max(int(h * f), 8)), interpolation=cv2.INTER_AREA)
+        out = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR).reshape(image.shape)
+    if rng.random() < p:
+        noise = rng.normal(0.0, rng.uniform(0.01, 0.05), (h, w, 1)).astype(np.float32)
+        out = out + noise
+    out = np.clip(out, 0.0, 1.0)
+    if rng.random() < p:
+        u8 = (out[..., 0] * 255 + 0.5).astype(np.uint8) if out.shape[-1] in (1, 3) else None
+        ok, buf = cv2.imencode(".jpg", u8, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(25, 90))])
+        if ok and np.allclose(out, out[..., :1]):  # grey: one channel carries it
+            out = np.repeat(cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)[..., None], out.shape[-1], axis=-1) / np.float32(255)
+    return out.astype(np.float32)
 
 
 class CosineSchedule:
@@ -366,6 +401,12 @@ def train_classifier(args, task, arch) -> dict:
     split.update(seed=args.seed, val_fraction=args.val_fraction, n_train=int(len(tr)), n_val=int(len(va)))
     n = len(task.class_names)
     xtr, ytr, xva, yva = x[tr], y[tr], x[va], y[va]
+    n_own_val = len(xva)  # the tumour set's own validation images come first in xva
+    if args.extra_sources:
+        extra = other_tumour_sources(task, pre, args.seed, cache=not args.no_cache, limit=args.limit)
+        xtr, ytr = np.concatenate([xtr, extra["x_train"]]), np.concatenate([ytr, extra["y_train"]])
+        xva, yva = np.concatenate([xva, extra["x_val"]]), np.concatenate([yva, extra["y_val"]])
+        split["extra_sources"] = extra["record"]
 
     kw = {"weights": str(args.imagenet_weights)} if args.imagenet_weights else {}
     model = create_model(arch.name, num_classes=n, input_size=(size, size), channels=pre["channels"], **kw)
@@ -379,7 +420,7 @@ def train_classifier(args, task, arch) -> dict:
     )
     weights = class_weights(ytr, n, args.class_weight_power)
     batches = AugmentedBatches(xtr, keras.utils.to_categorical(ytr, n), args.batch_size, args.seed,
-                               rotate_deg=14.4, shift=0.06, zoom=0.1, contrast=0.2,
+                               rotate_deg=14.4, shift=0.06, zoom=0.1, contrast=0.2, appearance=args.appearance,
                                sample_weight=np.asarray([weights[int(c)] for c in ytr]))
     val_ds = (xva, keras.utils.to_categorical(yva, n))
 
@@ -409,13 +450,60 @@ def train_classifier(args, task, arch) -> dict:
     card["calibration"] = {"method": "temperature scaling on the validation split, TTA-averaged", "temperature": t}
     loaded = LoadedModel(args.name, card, best, ckpt)
     probs = classify_prepared(loaded, xva, tta=True).mean(axis=1)
-    report = classification_report(yva, probs, list(task.class_names))
+    report = classification_report(yva[:n_own_val], probs[:n_own_val], list(task.class_names))
+    metrics = {"validation": report}
+    if args.extra_sources:
+        metrics["validation_with_other_sources"] = classification_report(yva, probs, list(task.class_names))
     gray = xtr.mean(axis=-1)
     card.update(
         input_stats={"mean": float(gray.mean(axis=(1, 2)).mean()), "std": float(gray.mean(axis=(1, 2)).std())},
         uncertainty={"method": "test-time augmentation: identity, mirror, 90 % zoom, mirrored zoom; std of the top-class probability"},
     )
-    return _finish(args, arch, best, card, split, hist.history, train_s, {"validation": report})
+    return _finish(args, arch, best, card, split, hist.history, train_s, metrics)
+
+
+OTHER_SOURCE_CAP = 1000  # tumour-free slices taken from each other source: enough to break the shortcut, not to swamp
+
+
+def other_tumour_sources(task, pre, seed: int, cache: bool = True, limit: int = 0) -> dict:
+    """Slices from sources other than the tumour set, labelled for the tumour task, each split as its
+    own task splits it (LGG by patient, OASIS by pseudo-subject), so no validation patient or
+    subject is trained on: LGG FLAIR slices with a tumour -> glioma (lower-grade gliomas are
+    gliomas), LGG and OASIS slices without -> notumor (LGG slices with a sliver of tumour are left out)."""
+    from mri_core.tasks import get_task
+
+    glioma, notumor = task.class_names.index("glioma"), task.class_names.index("notumor")
+    rng = np.random.default_rng(seed)
+    lgg_dir, alz = get_task("lgg").data_dir, get_task("alzheimer")
+    xl, yl, pl, _ = D.load_lgg_channel(lgg_dir, pre, "flair", cache=cache)
+    val_patients = D.lgg_validation_patients(lgg_dir)
+    in_val = np.isin(pl, val_patients)
+    xo, _, opaths = D.load_classification(alz.data_dir, alz.class_names, pre, cache=cache)
+    otr, ova = D.oasis_split(alz.data_dir, alz.class_names, cache=cache)
+
+    def pick(idx, cap):
+        cap = min(cap, limit) if limit else cap
+        return np.sort(rng.choice(idx, min(cap, len(idx)), replace=False))
+
+    lgg_tumour, lgg_free = np.flatnonzero((yl == 1) & ~in_val), np.flatnonzero((yl == 0) & ~in_val)
+    lgg_tumour, lgg_free, oasis = pick(lgg_tumour, len(lgg_tumour)), pick(lgg_free, OTHER_SOURCE_CAP), pick(otr, OTHER_SOURCE_CAP)
+    val_lgg = np.flatnonzero((yl >= 0) & in_val)
+    val_oasis = ova[::2]  # every other held-out OASIS slice: the per-epoch monitor stays affordable
+    if limit:
+        val_lgg, val_oasis = val_lgg[: max(limit // 8, 4)], val_oasis[: max(limit // 8, 4)]
+    x_train = np.concatenate([xl[lgg_tumour], xl[lgg_free], xo[oasis]])
+    y_train = np.concatenate([np.full(len(lgg_tumour), glioma), np.full(len(lgg_free) + len(oasis), notumor)])
+    x_val = np.concatenate([xl[val_lgg], xo[val_oasis]])
+    y_val = np.concatenate([np.where(yl[val_lgg] == 1, glioma, notumor), np.full(len(val_oasis), notumor)])
+    record = {
+        "lgg_flair": {"train_slices": {"glioma": int(len(lgg_tumour)), "notumor": int(len(lgg_free))},
+                      "val_slices": int(len(val_lgg)), "val_patients": val_patients,
+                      "tumour_slice": f"at least {D.MIN_TUMOR_PX} reference pixels; 1-{D.MIN_TUMOR_PX - 1} left out"},
+        "oasis": {"train_slices": int(len(oasis)), "val_slices": int(len(val_oasis)),
+                  "split": "the dementia models' split by pseudo-subject (seed 42): training groups only"},
+    }
+    print(f"other sources: {len(x_train)} training slices, {len(x_val)} validation slices", flush=True)
+    return {"x_train": x_train, "y_train": y_train.astype(y_train.dtype), "x_val": x_val, "y_val": y_val, "record": record}
 
 
 # --------------------------------------------------------------------------- segmenters
