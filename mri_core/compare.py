@@ -27,7 +27,7 @@ class ClassifierRun:
 def evaluate_classifiers(models: list[LoadedModel], data_dir: Path) -> list[ClassifierRun]:
     runs = []
     for m in models:
-        labels, probs, paths, unreadable = classifier_predictions(m, data_dir)
+        labels, probs, paths, unreadable, _ = classifier_predictions(m, data_dir)
         runs.append(ClassifierRun(m.name, labels, probs, paths, classification_report(labels, probs, m.class_names), unreadable))
     return runs
 

@@ -24,6 +24,7 @@ from mri_core import data as D
 from mri_core.io import UnreadableImage, read_image
 from mri_core.metrics import auc, classification_report, dice, iou
 from mri_core.models import LoadedModel, default_model, load
+from mri_core.tasks import get_task
 
 CHUNK = 64  # images read and scored at a time: bounded memory on large folders
 
@@ -34,11 +35,12 @@ def sample_slice(stack) -> np.ndarray:
 
 
 def classifier_predictions(loaded: LoadedModel, data_dir: Path):
-    """(labels, calibrated TTA probabilities, paths, unreadable) for a class-per-folder set."""
+    """(labels, calibrated TTA probabilities, paths, unreadable, reliable) for a class-per-folder
+    set; ``reliable`` is False where the app would abstain (``ClassPrediction.reliable``)."""
     from mri_core.inference import classify
 
     folder = D.list_class_folder(data_dir, loaded.class_names)
-    probs, labels, paths, unreadable = [], [], [], []
+    probs, labels, paths, unreadable, reliable = [], [], [], [], []
     for start in range(0, len(folder.paths), CHUNK):
         slices = []
         for path, y in zip(folder.paths[start : start + CHUNK], folder.labels[start : start + CHUNK]):
@@ -49,22 +51,29 @@ def classifier_predictions(loaded: LoadedModel, data_dir: Path):
                 continue
             labels.append(int(y))
             paths.append(path)
-        probs.extend(p.probs for p in classify(loaded, slices))
+        for p in classify(loaded, slices):
+            probs.append(p.probs)
+            reliable.append(p.reliable)
     n = len(loaded.class_names)
-    return np.asarray(labels, int), np.asarray(probs, float).reshape(-1, n), paths, unreadable
+    return np.asarray(labels, int), np.asarray(probs, float).reshape(-1, n), paths, unreadable, np.asarray(reliable, bool)
 
 
 def score_classifier(loaded: LoadedModel, data_dir: Path) -> dict:
-    labels, probs, _, unreadable = classifier_predictions(loaded, data_dir)
+    labels, probs, _, unreadable, reliable = classifier_predictions(loaded, data_dir)
     report = classification_report(labels, probs, loaded.class_names)
+    # What the app shows: a call only where it does not abstain.
+    report["abstained"] = float((~reliable).mean()) if reliable.size else 0.0
+    made = reliable & (labels >= 0)
+    report["accuracy_on_calls_made"] = float((probs[made].argmax(1) == labels[made]).mean()) if made.any() else None
     report["n_unreadable"] = len(unreadable)
     if unreadable:
         report["unreadable"] = unreadable[:20]
     return report
 
 
-def score_lgg(loaded: LoadedModel, slices: list[D.LggSlice]) -> dict:
-    """Per-patient 3-D Dice and IoU, Dice over tumour slices, and slice-level detection."""
+def score_lgg(loaded: LoadedModel, slices: list[D.LggSlice], channel: str | None = None) -> dict:
+    """Per-patient 3-D Dice and IoU, Dice over tumour slices, and slice-level detection.
+    ``channel``: give the model only that sequence of each slice, grey (as a one-sequence upload)."""
     from mri_core.inference import segment
 
     by_patient: dict[str, list[D.LggSlice]] = {}
@@ -74,6 +83,8 @@ def score_lgg(loaded: LoadedModel, slices: list[D.LggSlice]) -> dict:
     scores, truth_present, pred_present = [], [], []
     for pid, rows in by_patient.items():
         images = [read_image(r.image_path.read_bytes(), r.image_path.name).slices[0] for r in rows]
+        if channel:
+            images = [D.lgg_channel(im, D.LGG_CHANNELS.index(channel)) for im in images]
         truths = [D.read_mask(r.mask_path) for r in rows]
         # One patient is one volume, in slice order: as the app segments a NIfTI file or series.
         preds = segment(loaded, images, volume=True)
@@ -104,26 +115,65 @@ def score_lgg(loaded: LoadedModel, slices: list[D.LggSlice]) -> dict:
     }
 
 
-def evaluate(task: str, data_dir: Path, model: str | None = None) -> dict:
-    name = model or default_model(task)
+def evaluate(task: str, data_dir: Path, model: str | None = None, channel: str | None = None) -> dict:
+    from mri_core.models import segmenter_for
+
+    # Without --model, the model the app would choose: a grey (one-sequence) input gets a one-sequence model.
+    name = model or (segmenter_for(grey=channel is not None)[0] if task == "lgg" else default_model(task))
     loaded = load(name)
     if loaded.task != task:
         raise SystemExit(f"model {name} is for task {loaded.task}, not {task}")
     if loaded.kind == "segmenter":
-        result = score_lgg(loaded, D.list_lgg(data_dir))
+        result = score_lgg(loaded, D.list_lgg(data_dir), channel)
     else:
         result = score_classifier(loaded, Path(data_dir))
-    return {"task": task, "model": name, "data_dir": str(data_dir), **result}
+    return {"task": task, "model": name, "data_dir": str(data_dir), **({"channels": channel} if channel else {}), **result}
+
+
+SHIFT = "brain_tumor-shift"
+
+
+def evaluate_shift(data_dir: Path | None, model: str | None, lgg: Path | None, oasis: Path | None) -> dict:
+    """``shift.score_shift`` for a tumour-type model: the sources that exist of ``lgg``, ``oasis``
+    and the class-per-folder ``data_dir``, with a pooled summary."""
+    from mri_core.shift import score_shift, summary
+
+    name = model or default_model("brain_tumor")
+    loaded = load(name)
+    present = [d if d is not None and Path(d).exists() else None for d in (lgg, oasis, data_dir)]
+    report = score_shift(loaded, *present)
+    return {"task": SHIFT, "model": name, "summary": summary(report), **report,
+            "skipped": [str(d) for d in (lgg, oasis, data_dir) if d is not None and not Path(d).exists()]}
 
 
 def main(argv=None):
+    from mri_core.tasks import TASKS
+
     p = argparse.ArgumentParser(prog="python -m mri_core.evaluate", description="Score a trained model on a folder.")
-    p.add_argument("task", choices=["brain_tumor", "alzheimer", "lgg"])
-    p.add_argument("data_dir", type=Path)
+    p.add_argument("task", choices=[*TASKS, SHIFT],
+                   help=f"{SHIFT}: the tumour-type model on other sources than the tumour set (mri_core.shift)")
+    p.add_argument("data_dir", type=Path, nargs="?",
+                   help=f"the folder to score; with {SHIFT}, optional: a class-per-folder set of other-source images")
     p.add_argument("--model", help="model name under models/ (default: the task's default model)")
+    p.add_argument("--lgg", type=Path, default=get_task("lgg").data_dir,
+                   help=f"{SHIFT}: LGG folder (default: the shared one, its held-out patients only)")
+    p.add_argument("--oasis", type=Path, default=get_task("alzheimer").data_dir,
+                   help=f"{SHIFT}: OASIS slices (default: the dementia set, its validation subjects only)")
+    p.add_argument("--channels", choices=list(D.LGG_CHANNELS),
+                   help="lgg: give the model only this sequence of each slice, grey, and (without --model) "
+                        "choose the model as the app does for a grey upload")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     args = p.parse_args(argv)
-    result = evaluate(args.task, args.data_dir, args.model)
+    if args.task == SHIFT:
+        result = evaluate_shift(args.data_dir, args.model, args.lgg, args.oasis)
+        if args.json:
+            print(json.dumps(result))
+        else:
+            print(json.dumps(result, indent=1))
+        return 0
+    if args.data_dir is None:
+        p.error(f"{args.task} needs a DATA_DIR")
+    result = evaluate(args.task, args.data_dir, args.model, args.channels)
     if args.json:
         print(json.dumps(result))
     else:

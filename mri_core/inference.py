@@ -108,10 +108,23 @@ def prepare_inputs(loaded: LoadedModel, slices: list[np.ndarray]) -> np.ndarray:
 
 def classify_prepared(loaded: LoadedModel, x: np.ndarray, tta: bool = True) -> np.ndarray:
     """(N, views, classes) calibrated probabilities for already prepared inputs."""
+    return classify_views(loaded, x, tta)[0]
+
+
+def classify_views(loaded: LoadedModel, x: np.ndarray, tta: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    """((N, views, classes) calibrated probabilities, (N,) out-of-distribution distances or None):
+    where the model has a detector, one pass gives both, the distance from the image as it is."""
     views = tta_views(x) if tta else x[:, None]
     n, v = views.shape[:2]
-    raw = run_model(loaded, views.reshape((n * v,) + views.shape[2:]), batch=BATCH * v)
-    return calibrate(raw.reshape(n, v, -1), loaded.temperature)
+    flat = views.reshape((n * v,) + views.shape[2:])
+    if loaded.ood is None or not len(flat):
+        raw, distances = run_model(loaded, flat, batch=BATCH * v), None
+    else:
+        from mri_core.reliability import probs_and_features
+
+        raw, feats = probs_and_features(loaded.features_model, flat, batch=BATCH * v)
+        distances = loaded.ood.distance(feats.reshape(n, v, -1)[:, 0])
+    return calibrate(raw.reshape(n, v, -1), loaded.temperature), distances
 
 
 def classify(loaded: LoadedModel, slices: list[np.ndarray], tta: bool = True) -> list[ClassPrediction]:
@@ -124,13 +137,23 @@ def classify(loaded: LoadedModel, slices: list[np.ndarray], tta: bool = True) ->
 def classify_inputs(loaded: LoadedModel, x: np.ndarray, tta: bool = True) -> list[ClassPrediction]:
     """``classify`` for inputs already through ``prepare`` (N, H, W, C): pages that also draw
     Grad-CAM on the prepared input prepare it once."""
-    return [_class_prediction(vp, loaded.class_names) for vp in classify_prepared(loaded, x, tta)]
+    view_probs, distances = classify_views(loaded, x, tta)
+    if distances is None:
+        distances = [None] * len(view_probs)
+    return [_class_prediction(vp, loaded, d) for vp, d in zip(view_probs, distances)]
 
 
-def _class_prediction(view_probs: np.ndarray, class_names: list[str]) -> ClassPrediction:
+def _class_prediction(view_probs: np.ndarray, loaded: LoadedModel, distance: float | None) -> ClassPrediction:
+    from mri_core.reliability import judge
+
     probs = view_probs.mean(axis=0)
     top = int(np.argmax(probs))
-    return ClassPrediction(probs=probs, class_names=class_names, uncertainty=float(view_probs[:, top].std()), view_probs=view_probs)
+    names = loaded.class_names
+    validation = loaded.card.get("metrics", {}).get("validation", {})
+    reliable, reason = judge(names[top], distance, loaded.ood, loaded.card.get("reliability", {}).get("calls"),
+                             validation.get("balanced_accuracy"))
+    return ClassPrediction(probs=probs, class_names=names, uncertainty=float(view_probs[:, top].std()), view_probs=view_probs,
+                           reliable=reliable, reason=reason, ood_score=None if distance is None else float(distance))
 
 
 def tumor_probability(prob_map: np.ndarray, top_k: int) -> float:

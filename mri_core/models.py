@@ -30,6 +30,8 @@ class LoadedModel:
     card: dict[str, Any]
     keras_model: Any
     path: Path
+    ood: Any = None  # reliability.OodDetector, where the model has one (ood.npz beside it)
+    features_model: Any = None  # (probabilities, penultimate features) in one pass, for ``ood``
 
     @property
     def task(self) -> str:
@@ -104,6 +106,28 @@ def default_model(task: str, root: Path | None = None) -> str:
     return names[0]
 
 
+def is_single_sequence(card: dict[str, Any]) -> bool:
+    """A segmenter trained on one grey sequence (its card's ``preprocessing.sequence``)."""
+    return card.get("kind") == "segmenter" and int(card["preprocessing"]["channels"]) == 1 and "sequence" in card["preprocessing"]
+
+
+def segmenter_for(grey: bool, root: Path | None = None) -> tuple[str, str]:
+    """(model name, why) for a tumour mask of an upload: a grey upload (one sequence, as a FLAIR
+    export is) gets a model trained on that one sequence where there is one, since the
+    three-sequence default sees only a third of what it was trained on; a colour upload (the three
+    sequences as channels) gets the default."""
+    default = default_model("lgg", root)
+    if grey:
+        for name in list_models("lgg", root):
+            card = read_card(name, root)
+            if is_single_sequence(card):
+                return name, (f"The upload is grey (one sequence), so {name}, trained on {card['preprocessing']['sequence'].upper()} "
+                              f"slices alone, draws the mask; {default} needs the three sequences (pre-contrast, FLAIR, post-contrast).")
+        return default, (f"The upload is grey (one sequence) but no one-sequence model is installed: {default} was trained "
+                         "on three sequences and draws less accurate masks from one.")
+    return default, f"The upload has three channels (pre-contrast, FLAIR, post-contrast), as {default} was trained on."
+
+
 _load_lock = threading.Lock()
 
 
@@ -114,13 +138,22 @@ def load(name: str, root: Path | None = None) -> LoadedModel:
     """
     import keras
 
+    from mri_core import reliability
+
     card = read_card(name, root)
     path = model_dir(name, root) / MODEL_FILE
+    ood_spec = card.get("reliability", {}).get("ood")
+    ood_path = model_dir(name, root) / ood_spec["file"] if ood_spec else None
     with _load_lock:
         km = keras.saving.load_model(path, compile=False)
         shape = (1,) + tuple(card["preprocessing"]["size"]) + (int(card["preprocessing"]["channels"]),)
         km.predict_on_batch(np.zeros(shape, np.float32))
-    return LoadedModel(name=name, card=card, keras_model=km, path=path)
+        detector = features = None
+        if ood_path is not None and ood_path.exists():
+            detector = reliability.OodDetector.load(ood_path)
+            features = reliability.features_model(km, ood_spec.get("layer", reliability.FEATURE_LAYER))
+            features.predict_on_batch(np.zeros(shape, np.float32))
+    return LoadedModel(name=name, card=card, keras_model=km, path=path, ood=detector, features_model=features)
 
 
 def file_mb(name: str, root: Path | None = None) -> float:

@@ -138,9 +138,12 @@ def prepare(image: np.ndarray, preprocessing: Mapping[str, Any]) -> np.ndarray:
 
     ``preprocessing`` holds ``crop`` (bool), ``size`` ([height, width]), ``channels`` (1 or 3)
     and, optionally, ``intensity`` (``reference_p99`` per channel and ``max_gain``, applied by
-    ``normalize_intensity`` at model size).
+    ``normalize_intensity`` at model size) and ``source_channel`` (a one-sequence model given a
+    three-sequence slice takes that channel of it, not a mix of all three).
     """
     img = np.asarray(image, dtype=np.float32)
+    if "source_channel" in preprocessing and img.ndim == 3 and img.shape[-1] == 3:
+        img = img[..., int(preprocessing["source_channel"])]
     if preprocessing.get("crop", False):
         img = crop_brain(img)
     channels = int(preprocessing["channels"])

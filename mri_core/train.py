@@ -61,6 +61,8 @@ def parse_args(argv=None):
                         "(notumor) from those sets' own training splits, so no class comes from one source alone")
     p.add_argument("--appearance", type=float, default=0.0,
                    help="classifiers: probability of each appearance change (gamma, blur, resampling, noise, JPEG)")
+    p.add_argument("--input-channel", choices=list(D.LGG_CHANNELS),
+                   help="lgg: train on this one sequence of the three (e.g. flair), given as a grey slice")
     p.add_argument("--imagenet-weights", type=Path, help="ImageNet weights file for a Keras Applications backbone")
     p.add_argument("--default", action="store_true", help="mark as the task's default model")
     p.add_argument("--no-cache", action="store_true")
@@ -339,6 +341,25 @@ def _keep_average(average: WeightAverage, model, x: np.ndarray, batch_size: int,
             "best_single_epoch": round(float(best), 4), "kept": kept}
 
 
+def load_weights_across_channels(model, path) -> None:
+    """Load the weights of the ``.keras`` file ``path`` into ``model``, layer by layer by name. Where
+    ``model`` takes fewer image channels (one sequence instead of three), the kernels that read the
+    image (the last input channels of a layer, as concatenations put the image last) are summed
+    over them: the model starts out seeing the one sequence copied into all three."""
+    source = keras.saving.load_model(path, compile=False)
+    if source.input_shape[-1] == model.input_shape[-1]:
+        model.set_weights(source.get_weights())
+        return
+    extra = source.input_shape[-1] - model.input_shape[-1]
+    for layer in model.layers:
+        weights = source.get_layer(layer.name).get_weights()
+        if weights and weights[0].shape != layer.get_weights()[0].shape:
+            k = weights[0]
+            image = k[..., -(extra + 1):, :].sum(axis=-2, keepdims=True)
+            weights[0] = np.concatenate([k[..., : -(extra + 1), :], image], axis=-2)
+        layer.set_weights(weights)
+
+
 def _float32(model, build):
     """The model as float32: checkpoints of a mixed-precision run would compute in bfloat16 in the
     app too (their layers keep the policy). Rebuilt under float32 with the same weights (kept in
@@ -376,15 +397,13 @@ def fit_temperature(view_probs: np.ndarray, y: np.ndarray) -> float:
     return float(grid[int(np.argmin([nll(t) for t in grid]))])
 
 
-def train_classifier(args, task, arch) -> dict:
-    from mri_core.inference import classify_prepared
-    from mri_core.metrics import classification_report, macro_f1
-
-    size = args.size or arch.input_size[0]
-    pre = {"crop": True, "size": [size, size], "channels": args.channels or arch.channels, "scale": "[0, 1]"}
+def classifier_data(task, pre, args):
+    """(x_train, y_train, x_val, y_val, n_own_val, split record) prepared as ``pre`` says, split as
+    the task's models are split. With ``args.extra_sources`` the other sources' slices follow the
+    task's own (its first ``n_own_val`` validation images are the task set's own)."""
     data_dir = args.data_dir or task.data_dir
     t0 = time.time()
-    x, y, paths = D.load_classification(data_dir, task.class_names, pre, cache=not args.no_cache)
+    x, y, _ = D.load_classification(data_dir, task.class_names, pre, cache=not args.no_cache)
     print(f"loaded {len(x)} images {x.shape[1:]} in {time.time() - t0:.0f} s", flush=True)
     if task.name == "alzheimer":
         groups = D.similarity_groups(x)
@@ -399,14 +418,24 @@ def train_classifier(args, task, arch) -> dict:
         tr = np.sort(rng.choice(tr, min(args.limit, len(tr)), replace=False))
         va = np.sort(rng.choice(va, min(max(args.limit // 4, 8), len(va)), replace=False))
     split.update(seed=args.seed, val_fraction=args.val_fraction, n_train=int(len(tr)), n_val=int(len(va)))
-    n = len(task.class_names)
     xtr, ytr, xva, yva = x[tr], y[tr], x[va], y[va]
-    n_own_val = len(xva)  # the tumour set's own validation images come first in xva
-    if args.extra_sources:
+    n_own_val = len(xva)
+    if getattr(args, "extra_sources", False):
         extra = other_tumour_sources(task, pre, args.seed, cache=not args.no_cache, limit=args.limit)
         xtr, ytr = np.concatenate([xtr, extra["x_train"]]), np.concatenate([ytr, extra["y_train"]])
         xva, yva = np.concatenate([xva, extra["x_val"]]), np.concatenate([yva, extra["y_val"]])
         split["extra_sources"] = extra["record"]
+    return xtr, ytr, xva, yva, n_own_val, split
+
+
+def train_classifier(args, task, arch) -> dict:
+    from mri_core.inference import classify_prepared
+    from mri_core.metrics import classification_report, macro_f1
+
+    size = args.size or arch.input_size[0]
+    pre = {"crop": True, "size": [size, size], "channels": args.channels or arch.channels, "scale": "[0, 1]"}
+    xtr, ytr, xva, yva, n_own_val, split = classifier_data(task, pre, args)
+    n = len(task.class_names)
 
     kw = {"weights": str(args.imagenet_weights)} if args.imagenet_weights else {}
     model = create_model(arch.name, num_classes=n, input_size=(size, size), channels=pre["channels"], **kw)
@@ -459,7 +488,45 @@ def train_classifier(args, task, arch) -> dict:
         input_stats={"mean": float(gray.mean(axis=(1, 2)).mean()), "std": float(gray.mean(axis=(1, 2)).std())},
         uncertainty={"method": "test-time augmentation: identity, mirror, 90 % zoom, mirrored zoom; std of the top-class probability"},
     )
-    return _finish(args, arch, best, card, split, hist.history, train_s, metrics)
+    card["reliability"], detector = fit_reliability(best, card, xtr, ytr, xva, metrics["validation"]["confusion"])
+    return _finish(args, arch, best, card, split, hist.history, train_s, metrics, detector)
+
+
+def fit_reliability(model, card: dict, xtr, ytr, xva, confusion) -> tuple[dict, "OodDetector"]:
+    """(the card's ``reliability`` record, the fitted detector): the out-of-distribution detector
+    on the penultimate features of the training images as they are, its threshold on the
+    validation images', and which calls were better than chance on validation (``confusion``)."""
+    from mri_core import reliability as R
+
+    fm = R.features_model(model)
+    ftr, fva = R.probs_and_features(fm, xtr)[1], R.probs_and_features(fm, xva)[1]
+    detector = R.fit_detector(ftr, ytr, len(card["class_names"]), fva)
+    record = {
+        "ood": {"method": "Mahalanobis distance of the penultimate features to the nearest class mean (shared "
+                          "covariance, Ledoit-Wolf), fitted on the training images; threshold at the "
+                          f"{R.VAL_QUANTILE:.0%} quantile of the validation images' distances",
+                "layer": R.FEATURE_LAYER, "threshold": detector.threshold, "file": R.OOD_FILE,
+                "validation_abstained": float((detector.distance(fva) > detector.threshold).mean())},
+        "calls": R.call_reliability(confusion, card["class_names"]),
+    }
+    return record, detector
+
+
+def refit_reliability(name: str, root: Path | None = None) -> dict:
+    """Fit ``fit_reliability`` again for a trained classifier, on its own split (as its card
+    records it), and write ``ood.npz`` and the card; for models trained before it existed."""
+    from mri_core.models import model_dir, read_card
+
+    card = read_card(name, root)
+    split = card["split"]
+    args = argparse.Namespace(data_dir=None, no_cache=False, limit=0, seed=split["seed"],
+                              val_fraction=split["val_fraction"], extra_sources="extra_sources" in split)
+    xtr, ytr, xva, _, _, _ = classifier_data(get_task(card["task"]), card["preprocessing"], args)
+    model = keras.saving.load_model(model_dir(name, root) / MODEL_FILE, compile=False)
+    card["reliability"], detector = fit_reliability(model, card, xtr, ytr, xva, card["metrics"]["validation"]["confusion"])
+    detector.save(model_dir(name, root) / card["reliability"]["ood"]["file"])
+    write_card(name, card, root)
+    return card["reliability"]
 
 
 OTHER_SOURCE_CAP = 1000  # tumour-free slices taken from each other source: enough to break the shortcut, not to swamp
@@ -587,6 +654,8 @@ def train_segmenter(args, task, arch) -> dict:
 
     size = args.size or arch.input_size[0]
     pre = {"crop": False, "size": [size, size], "channels": 3, "scale": "[0, 1]"}
+    if args.input_channel:  # one sequence, grey; a three-sequence slice given to it gives up that channel
+        pre.update(channels=1, source_channel=D.LGG_CHANNELS.index(args.input_channel), sequence=args.input_channel)
     data_dir = args.data_dir or task.data_dir
     t0 = time.time()
     x, m, patients, has_tumor = D.load_lgg(data_dir, pre, cache=not args.no_cache)
@@ -604,9 +673,9 @@ def train_segmenter(args, task, arch) -> dict:
         "n_train_patients": int(len(np.unique(patients[tr]))),
         "val_patients": sorted(set(patients[va].tolist())),
     }
-    model = create_model(arch.name, num_classes=1, input_size=(size, size), channels=3)
+    model = create_model(arch.name, num_classes=1, input_size=(size, size), channels=pre["channels"])
     if args.init_from:
-        model.load_weights(args.init_from)
+        load_weights_across_channels(model, args.init_from)
     steps = int(np.ceil(len(tr) / args.batch_size))
     model.compile(optimizer=_optimizer(args.lr, args.weight_decay), loss=dice_bce_loss)
     batches = AugmentedBatches(x[tr], m[tr], args.batch_size, args.seed, masks=True,
@@ -631,7 +700,7 @@ def train_segmenter(args, task, arch) -> dict:
     averaged = _keep_average(average, model, x[tr], args.batch_size, monitor, callbacks[0].best, ckpt) if average else None
     train_s = time.time() - t0
     best = _float32(keras.saving.load_model(ckpt, compile=False),
-                    lambda: create_model(arch.name, num_classes=1, input_size=(size, size), channels=3))
+                    lambda: create_model(arch.name, num_classes=1, input_size=(size, size), channels=pre["channels"]))
     card = {"task": task.name, "kind": "segmenter", "class_names": list(task.class_names), "preprocessing": pre}
     if averaged:
         card["weight_average"] = averaged
@@ -658,10 +727,12 @@ def _machine() -> str:
     return cpu
 
 
-def _finish(args, arch, model, card, split, history, train_s, metrics) -> dict:
+def _finish(args, arch, model, card, split, history, train_s, metrics, detector=None) -> dict:
     out_dir = Path(args.out) / args.name
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save(out_dir / MODEL_FILE)
+    if detector is not None:
+        detector.save(out_dir / card["reliability"]["ood"]["file"])
     from mri_core.explain import default_gradcam_layer
 
     card = {

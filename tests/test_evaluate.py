@@ -39,7 +39,7 @@ def test_lgg_cli(tiny_models, synthetic_data):
 
 def test_same_probabilities_as_the_app(tiny_models, synthetic_data):
     m = load("alzheimer_mri_sepnet", tiny_models)
-    labels, probs, paths, bad = evaluate.classifier_predictions(m, synthetic_data["alzheimer"])
+    labels, probs, paths, bad, _ = evaluate.classifier_predictions(m, synthetic_data["alzheimer"])
     assert not bad
     app = inference.classify(m, [read_image(p.read_bytes(), p.name).slices[0] for p in paths[:5]])
     np.testing.assert_allclose(probs[:5], np.stack([a.probs for a in app]), atol=1e-6)

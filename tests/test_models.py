@@ -55,6 +55,6 @@ def test_bundled_tumour_model_reads_the_bundled_samples():
     from mri_core.samples import sample_dir
 
     m = models.load(models.default_model("brain_tumor", BUNDLED_DIR), BUNDLED_DIR)
-    labels, probs, paths, bad = classifier_predictions(m, sample_dir("brain_tumor"))
+    labels, probs, paths, bad, _ = classifier_predictions(m, sample_dir("brain_tumor"))
     assert not bad and len(paths) == 12
     assert (probs.argmax(1) == labels).mean() >= 0.75

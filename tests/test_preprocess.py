@@ -122,3 +122,15 @@ def test_prepare_applies_the_cards_intensity_block_at_model_size():
     x = prepare(img, {**plain, "intensity": spec})
     np.testing.assert_array_equal(x, normalize_intensity(prepare(img, plain), spec["reference_p99"], 4.0))
     assert x.dtype == np.float32 and x.mean() > prepare(img, plain).mean()
+
+
+def test_a_one_sequence_model_takes_its_channel_of_a_three_sequence_slice():
+    from mri_core.preprocess import prepare
+
+    rgb = np.zeros((40, 40, 3), np.float32)
+    rgb[..., 1] = 0.7  # the FLAIR channel of an LGG slice
+    pre = {"crop": False, "size": [20, 20], "channels": 1, "scale": "[0, 1]", "source_channel": 1}
+    np.testing.assert_allclose(prepare(rgb, pre), 0.7)
+    np.testing.assert_allclose(prepare(rgb[..., 1], pre), 0.7)  # a grey slice is its own channel
+    mixed = prepare(rgb, {k: v for k, v in pre.items() if k != "source_channel"})
+    assert float(mixed.mean()) < 0.7  # without it, the luminance of all three

@@ -200,3 +200,44 @@ def test_checkpoint_metric_scores_the_masks_the_app_draws(intensity_segmenter):
     assert scored_patient_dice(probs, truth[..., None], patients, rule) == pytest.approx(expected)
     # The raw thresholded maps keep both false alarms: a lower figure, and not the one that counts.
     assert per_patient_dice(probs >= 0.5, truth, patients) < expected - 0.02
+
+
+def test_one_sequence_segmenter_starts_from_a_three_sequence_one(tiny_models, synthetic_data, tmp_path):
+    """--input-channel flair: a grey model, its card names the sequence, and --init-from a
+    three-channel model gives the same maps as that model on the sequence copied three times."""
+    import keras
+
+    from mri_core import train
+    from mri_core.architectures import create_model
+    from mri_core.models import is_single_sequence, segmenter_for
+
+    three = keras.saving.load_model(tiny_models / "lgg_unet_lite" / "model.keras", compile=False)
+    grey = create_model("unet_lite", num_classes=1, input_size=(32, 32), channels=1)
+    train.load_weights_across_channels(grey, tiny_models / "lgg_unet_lite" / "model.keras")
+    x = np.random.default_rng(0).random((2, 32, 32, 1)).astype(np.float32)
+    np.testing.assert_allclose(grey.predict(x, verbose=0), three.predict(np.repeat(x, 3, -1), verbose=0), atol=1e-4)
+
+    train.main(["lgg", "--arch", "unet_lite", "--data-dir", str(synthetic_data["lgg"]), "--val-patients", "1",
+                "--out", str(tmp_path), "--size", "32", "--batch-size", "8", "--no-cache", "--epochs", "1",
+                "--checkpoints", str(tmp_path / "ckpt"), "--input-channel", "flair", "--name", "lgg_flair",
+                "--init-from", str(tiny_models / "lgg_unet_lite" / "model.keras")])
+    card = read_card("lgg_flair", tmp_path)
+    assert card["preprocessing"]["channels"] == 1 and card["preprocessing"]["sequence"] == "flair"
+    assert card["preprocessing"]["source_channel"] == 1 and is_single_sequence(card)
+    assert 0.0 <= card["metrics"]["validation"]["dice_patient_mean"] <= 1.0
+    # A grey upload gets it; a colour upload the three-sequence default (none is marked default here: the first).
+    assert segmenter_for(grey=True, root=tmp_path)[0] == "lgg_flair"
+    assert "grey" in segmenter_for(grey=True, root=tmp_path)[1]
+
+
+def test_appearance_changes_keep_grey_slices_grey_and_in_range():
+    from mri_core.train import change_appearance
+
+    x = np.dstack([np.linspace(0, 1, 48 * 48, dtype=np.float32).reshape(48, 48)] * 3)
+    for seed in range(10):
+        out = change_appearance(np.random.default_rng(seed), x, p=1.0)
+        assert out.shape == x.shape and out.dtype == np.float32
+        assert out.min() >= 0.0 and out.max() <= 1.0
+        np.testing.assert_array_equal(out[..., 0], out[..., 2])
+    assert not np.allclose(change_appearance(np.random.default_rng(0), x, p=1.0), x)
+    np.testing.assert_array_equal(change_appearance(np.random.default_rng(0), x, p=0.0), x)

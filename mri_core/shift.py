@@ -1,0 +1,160 @@
+"""How a tumour-type model does on sources other than the tumour set: the cross-source yardstick.
+
+A clinician's scan comes from another hospital, scanner and sequence than the tumour set's, so
+the figures that matter are measured on images of other origin, each with a known answer to
+"is there a tumour":
+
+- ``lgg_flair``: LGG patients' FLAIR slices, grey (TCGA, several hospitals): a slice with at least
+  ``data.MIN_TUMOR_PX`` reference tumour pixels must not be called ``notumor``; one without any
+  must be. Slices with a sliver of tumour (1-199 px) are left out.
+- ``lgg_t1_pre``, ``lgg_t1_post``: the same slices' pre- and post-contrast T1 channels. No model
+  here is trained on them: they measure a sequence never seen. The reference is drawn on FLAIR,
+  and a lower-grade glioma often neither enhances nor shows well on T1, so their sensitivity is a
+  lower bound; their specificity is exact.
+- ``oasis``: OASIS T1 slices of the dementia set: no tumours, so every ``notumor`` call is right.
+- ``folder``: any class-per-folder set (the tumour classes' names), scored as tumour or not.
+
+On the shared data only the held-out part is scored: the LGG patients the segmenters and the
+tumour model hold out, and the dementia models' validation subjects. Any other folder is scored
+whole. Every figure says how many images it rests on.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from mri_core import data as D
+from mri_core.io import read_image
+from mri_core.models import LoadedModel
+from mri_core.tasks import get_task
+
+CHUNK = 64
+NO_TUMOUR = "notumor"
+
+
+def _same_folder(a: Path, b: Path) -> bool:
+    try:
+        return Path(a).resolve() == Path(b).resolve()
+    except OSError:
+        return False
+
+
+def lgg_slices(lgg_dir: Path) -> tuple[list[D.LggSlice], np.ndarray]:
+    """(slices, 1 tumour / 0 tumour-free) of the LGG folder that no model here was trained on:
+    the held-out patients of the shared folder, every patient of any other."""
+    slices = D.list_lgg(lgg_dir)
+    if _same_folder(lgg_dir, get_task("lgg").data_dir):
+        held_out = set(D.lgg_validation_patients(lgg_dir))
+        slices = [s for s in slices if s.patient_id in held_out]
+    labels = D.lgg_tumor_labels(slices)
+    keep = labels >= 0
+    return [s for s, k in zip(slices, keep) if k], labels[keep]
+
+
+def oasis_files(oasis_dir: Path) -> list[Path]:
+    """Tumour-free OASIS files no model here was trained on: the dementia models' validation
+    subjects of the shared folder, every file of any other (class folders or not)."""
+    alz = get_task("alzheimer")
+    if _same_folder(oasis_dir, alz.data_dir):
+        folder = D.list_class_folder(oasis_dir, alz.class_names)
+        _, val = D.oasis_split(oasis_dir, alz.class_names)
+        return [folder.paths[i] for i in val]
+    return sorted(p for p in Path(oasis_dir).rglob("*") if p.is_file() and p.name.lower().endswith(D.IMAGE_SUFFIXES))
+
+
+def score_images(loaded: LoadedModel, images, has_tumour: np.ndarray) -> dict:
+    """Tumour / no-tumour figures of the model's calls on ``images`` (an iterable of slices, read
+    lazily) whose truth is ``has_tumour``: sensitivity and specificity of the calls as made, the
+    share of abstentions, accuracy and sensitivity/specificity on the calls made (not abstained),
+    and the share of wrong calls that were abstained or warned about."""
+    from mri_core.inference import classify, input_warnings
+
+    truth = np.asarray(has_tumour, bool)
+    called_tumour, abstained, warned = [], [], []
+    batch = []
+
+    def flush():
+        for image, pred in zip(batch, classify(loaded, batch)):
+            called_tumour.append(pred.label != NO_TUMOUR)
+            abstained.append(not pred.reliable)
+            warned.append(bool(input_warnings(image, loaded, pred)))
+        batch.clear()
+
+    for image in images:
+        batch.append(image)
+        if len(batch) == CHUNK:
+            flush()
+    flush()
+    called, abst, warn = np.asarray(called_tumour, bool), np.asarray(abstained, bool), np.asarray(warned, bool)
+    right = called == truth
+    made = ~abst
+
+    def rate(mask):
+        return float(mask.mean()) if mask.size else None
+
+    return {
+        "n": int(truth.size),
+        "n_tumour": int(truth.sum()),
+        "n_tumour_free": int((~truth).sum()),
+        "sensitivity": rate(called[truth]),
+        "specificity": rate(~called[~truth]),
+        "abstained": rate(abst),
+        "accuracy_on_calls_made": rate(right[made]),
+        "sensitivity_on_calls_made": rate(called[truth & made]),
+        "specificity_on_calls_made": rate(~called[~truth & made]),
+        "wrong_calls": int((~right).sum()),
+        "wrong_abstained_or_warned": rate((abst | warn)[~right]),
+        "wrong_abstained": rate(abst[~right]),
+    }
+
+
+def _lgg_images(slices: list[D.LggSlice], channel: str):
+    c = D.LGG_CHANNELS.index(channel)
+    for s in slices:
+        yield D.lgg_channel(read_image(s.image_path.read_bytes(), s.image_path.name).slices[0], c)
+
+
+def _files(paths):
+    from mri_core.evaluate import sample_slice
+
+    for p in paths:
+        yield sample_slice(read_image(Path(p).read_bytes(), Path(p).name))
+
+
+def score_shift(loaded: LoadedModel, lgg_dir: Path | None = None, oasis_dir: Path | None = None,
+                folder: Path | None = None, lgg_channels=("flair", "pre-contrast", "post-contrast")) -> dict:
+    """The cross-source figures of a tumour-type model, one block a source (module docstring)."""
+    if NO_TUMOUR not in loaded.class_names:
+        raise ValueError(f"{loaded.name} has no {NO_TUMOUR!r} class: the cross-source figures are for tumour-type models")
+    out: dict = {}
+    if lgg_dir is not None:
+        slices, labels = lgg_slices(Path(lgg_dir))
+        names = {"flair": "lgg_flair", "pre-contrast": "lgg_t1_pre", "post-contrast": "lgg_t1_post"}
+        for channel in lgg_channels:
+            out[names[channel]] = {"patients": len({s.patient_id for s in slices}),
+                                   **score_images(loaded, _lgg_images(slices, channel), labels)}
+    if oasis_dir is not None:
+        files = oasis_files(Path(oasis_dir))
+        out["oasis"] = score_images(loaded, _files(files), np.zeros(len(files), bool))
+    if folder is not None:
+        listing = D.list_class_folder(Path(folder), loaded.class_names)
+        truth = np.asarray([loaded.class_names[y] != NO_TUMOUR for y in listing.labels])
+        out["folder"] = score_images(loaded, _files(listing.paths), truth)
+    return out
+
+
+def summary(report: dict) -> dict:
+    """Sensitivity over every tumour slice and specificity over every tumour-free one of the
+    sources the model was not trained on as such, pooled, with the abstention figures."""
+    blocks = [b for b in report.values() if isinstance(b, dict) and "n" in b]
+    pooled = {}
+    for key, count in (("sensitivity", "n_tumour"), ("specificity", "n_tumour_free"), ("abstained", "n")):
+        n = sum(b[count] for b in blocks if b[key] is not None)
+        pooled[key] = sum(b[key] * b[count] for b in blocks if b[key] is not None) / n if n else None
+    wrong = sum(b["wrong_calls"] for b in blocks)
+    flagged = sum((b["wrong_abstained_or_warned"] or 0) * b["wrong_calls"] for b in blocks)
+    pooled["wrong_abstained_or_warned"] = flagged / wrong if wrong else None
+    pooled["n"] = sum(b["n"] for b in blocks)
+    return pooled

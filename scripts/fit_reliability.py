@@ -1,0 +1,30 @@
+"""Fit a trained classifier's reliability checks again (out-of-distribution detector and the
+better-than-chance rule, ``mri_core.reliability``) on its own split, and write them beside it.
+
+    python scripts/fit_reliability.py NAME [NAME ...]
+
+For models trained before the checks existed; ``mri_core.train`` fits them itself.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from mri_core.train import refit_reliability
+
+
+def main(argv=None) -> int:
+    names = sys.argv[1:] if argv is None else argv
+    if not names:
+        print(__doc__)
+        return 2
+    for name in names:
+        record = refit_reliability(name)
+        print(json.dumps({"name": name, "ood": record["ood"],
+                          "calls": {k: v["better_than_chance"] for k, v in record["calls"].items()}}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

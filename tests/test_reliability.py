@@ -1,0 +1,110 @@
+"""mri_core.reliability: the out-of-distribution distance, its threshold, the better-than-chance
+rule, and the abstentions they cause in inference."""
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mri_core import inference, reliability as R
+
+
+def clusters(n=200, d=8, seed=0):
+    """Two classes of features: unit Gaussians around +3 and -3 on the first axis."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 2
+    f = rng.normal(size=(n, d))
+    f[:, 0] += np.where(y == 0, 3.0, -3.0)
+    return f, y
+
+
+def test_distance_is_small_near_the_training_features_and_large_far_away():
+    f, y = clusters()
+    det = R.fit_detector(f, y, 2, clusters(seed=1)[0])
+    near = np.array([[3.0] + [0.0] * 7, [-3.0] + [0.0] * 7])
+    far = np.array([[0.0, 25.0] + [0.0] * 6, [40.0] + [0.0] * 7])
+    assert np.all(det.distance(near) < 1.0)
+    assert np.all(det.distance(far) > det.threshold * 3)
+    # one covariance, unit variance per axis: the distance to the nearest mean is the Euclidean one, near enough
+    assert det.distance(np.array([[3.0, 2.0] + [0.0] * 6]))[0] == pytest.approx(2.0, rel=0.15)
+
+
+def test_threshold_is_the_validation_quantile():
+    f, y = clusters()
+    val = clusters(seed=2)[0]
+    det = R.fit_detector(f, y, 2, val, quantile=0.9)
+    assert (det.distance(val) > det.threshold).mean() == pytest.approx(0.1, abs=0.01)
+    assert det.threshold == pytest.approx(np.quantile(det.distance(val), 0.9))
+
+
+def test_save_and_load(tmp_path: Path):
+    f, y = clusters()
+    det = R.fit_detector(f, y, 2, f)
+    det.save(tmp_path / R.OOD_FILE)
+    back = R.OodDetector.load(tmp_path / R.OOD_FILE)
+    assert back.threshold == pytest.approx(det.threshold)
+    np.testing.assert_allclose(back.distance(f[:5]), det.distance(f[:5]), rtol=1e-4)
+
+
+def test_wilson_lower():
+    assert R.wilson_lower(0, 0) == 0.0
+    assert R.wilson_lower(50, 100) == pytest.approx(0.4183, abs=1e-3)  # one-sided 95 %, z = 1.645
+    assert R.wilson_lower(100, 100) > 0.97
+
+
+def test_call_reliability_from_a_confusion_matrix():
+    # rows: truth, columns: call. A is called well; B's calls are right as often as B occurs; C is never called.
+    confusion = [[90, 5, 0],
+                 [50, 50, 0],
+                 [40, 100, 0]]
+    calls = R.call_reliability(confusion, ["A", "B", "C"])
+    assert calls["A"]["better_than_chance"] and calls["A"]["precision"] == pytest.approx(90 / 180)
+    assert calls["B"]["precision"] == pytest.approx(50 / 155) and calls["B"]["chance"] == pytest.approx(100 / 335)
+    assert not calls["B"]["better_than_chance"]  # 32 % right against 30 % by chance: within noise
+    assert not calls["C"]["better_than_chance"] and calls["C"]["calls"] == 0
+
+
+def test_judge():
+    det = R.OodDetector(np.zeros((1, 2)), np.eye(2), threshold=5.0)
+    calls = {"good": {"better_than_chance": True, "precision": 0.9, "chance": 0.3},
+             "weak": {"better_than_chance": False, "precision": 0.32, "chance": 0.3}}
+    assert R.judge("good", 1.0, det, calls) == (True, "")
+    ok, why = R.judge("good", 9.0, det, calls)
+    assert not ok and "unlike the images the model was trained on" in why
+    ok, why = R.judge("weak", 1.0, det, calls, balanced_accuracy=0.41)
+    assert not ok and "no better than" in why and "41%" in why
+    assert R.judge("weak", None, None, None) == (True, "")
+
+
+@pytest.fixture(scope="module")
+def classifier(tiny_models):
+    from mri_core.models import load
+
+    return load("brain_tumor_mri_sepnet", tiny_models)
+
+
+def test_trained_models_carry_a_detector(classifier, tiny_models):
+    rec = classifier.card["reliability"]
+    assert (tiny_models / classifier.name / rec["ood"]["file"]).exists()
+    assert classifier.ood is not None and classifier.features_model is not None
+    assert set(rec["calls"]) == set(classifier.class_names)
+    assert 0.0 <= rec["ood"]["validation_abstained"] < 0.5  # 2 % on real sets; a tiny set rounds up
+
+
+def test_classify_abstains_beyond_the_threshold(classifier):
+    from factories import phantom
+
+    images = [phantom(seed=i) for i in range(3)]
+    preds = inference.classify(classifier, images)
+    assert all(p.ood_score is not None and p.ood_score >= 0 for p in preds)
+    strict = dataclasses.replace(classifier, ood=dataclasses.replace(classifier.ood, threshold=-1.0))
+    assert all(not p.reliable and p.reason for p in inference.classify(strict, images))
+    lenient = dataclasses.replace(classifier, ood=dataclasses.replace(classifier.ood, threshold=np.inf),
+                                  card={**classifier.card, "reliability": {}})
+    assert all(p.reliable and not p.reason for p in inference.classify(lenient, images))
+    # The probabilities do not depend on whether the features are computed alongside them.
+    plain = dataclasses.replace(classifier, ood=None, features_model=None)
+    for a, b in zip(inference.classify(plain, images), preds):
+        np.testing.assert_allclose(a.probs, b.probs, atol=1e-6)
+        assert a.ood_score is None
