@@ -47,10 +47,11 @@ TASKS_PER_WORKER = 4  # small folders are cut finer so that every worker gets wo
 BATCH_SIZE = 32  # slices per classify call, and the point at which whole files are segmented: bounds a worker's memory
 DEFAULT_WORKERS = 2
 
-BASE_COLUMNS = ["path", "slice", "n_slices", "task", "model", "prediction", "confidence", "uncertainty"]
+BASE_COLUMNS = ["path", "slice", "n_slices", "task", "model", "prediction", "confidence", "uncertainty", "reliable", "reason"]
 LGG_COLUMNS = ["tumor_probability", "area_px", "area_mm2"]
 INT_COLUMNS = {"slice", "n_slices", "area_px"}
-STR_COLUMNS = {"path", "task", "model", "prediction", "error"}
+BOOL_COLUMNS = {"reliable"}  # False: the app abstains on this slice (``reason`` says why)
+STR_COLUMNS = {"path", "task", "model", "prediction", "reason", "error"}
 
 
 # --------------------------------------------------------------------------- the model
@@ -169,9 +170,10 @@ def error_row(rel: str, spec: ModelSpec, reason: str) -> dict:
 
 def classifier_rows(spec: ModelSpec, items: list[tuple], preds) -> list[dict]:
     rows = []
-    for (rel, k, n, _, _), p in zip(items, preds):
+    for (rel, k, n, *_), p in zip(items, preds):
         row = {"path": rel, "slice": k, "n_slices": n, "task": spec.task, "model": spec.name,
-               "prediction": p.label, "confidence": p.confidence, "uncertainty": p.uncertainty}
+               "prediction": p.label, "confidence": p.confidence, "uncertainty": p.uncertainty,
+               "reliable": p.reliable, "reason": p.reason}
         row.update({prob_column(c): float(v) for c, v in zip(p.class_names, p.probs)})
         rows.append(row)
     return rows
@@ -181,13 +183,13 @@ def segmenter_rows(spec: ModelSpec, items: list[tuple], preds) -> list[dict]:
     from mri_core.measure import measure
 
     rows = []
-    for (rel, k, n, _, spacing), s in zip(items, preds):
+    for (rel, k, n, _, spacing, *_), s in zip(items, preds):
         m = measure(s.mask, spacing)
         tp = float(s.tumor_probability)
         # The app's wording: "tumor" when the slice's tumour probability reaches 0.5.
         row = {"path": rel, "slice": k, "n_slices": n, "task": spec.task, "model": spec.name,
                "prediction": "tumor" if s.present else "no tumor", "confidence": tp if s.present else 1.0 - tp,
-               "uncertainty": np.nan, "tumor_probability": tp, "area_px": m.area_px,
+               "uncertainty": np.nan, "reliable": True, "reason": "", "tumor_probability": tp, "area_px": m.area_px,
                "area_mm2": np.nan if m.area_mm2 is None else m.area_mm2}
         probs = {"no tumor": 1.0 - tp, "tumor": tp}
         row.update({prob_column(c): probs.get(c, np.nan) for c in spec.class_names})
@@ -196,11 +198,14 @@ def segmenter_rows(spec: ModelSpec, items: list[tuple], preds) -> list[dict]:
 
 
 def predict_rows(loaded, spec: ModelSpec, items: list[tuple]) -> list[dict]:
-    """Rows for (rel, slice, n_slices, image, spacing) items, through the app's inference calls."""
+    """Rows for (rel, slice, n_slices, image, spacing, modality) items, through the app's inference calls."""
     from mri_core import inference
 
-    if spec.kind == "classifier":
-        return classifier_rows(spec, items, inference.classify(loaded, [it[3] for it in items]))
+    if spec.kind == "classifier":  # the file's modality can rule a call out: classify runs of one modality together
+        preds = []
+        for modality, group in itertools.groupby(items, key=lambda it: it[5] if len(it) > 5 else "unknown"):
+            preds.extend(inference.classify(loaded, [it[3] for it in group], modality=modality))
+        return classifier_rows(spec, items, preds)
     # Each file's slices are one volume, as on the mask page: items hold whole files here.
     preds = []
     for _, group in itertools.groupby(items, key=lambda it: it[0]):
@@ -237,7 +242,7 @@ def score_chunk(files: list[tuple[str, str]], spec: ModelSpec, batch_size: int =
             rows.append(error_row(rel, spec, f"The file could not be read ({type(exc).__name__}: {exc})."))
             continue
         n = stack.n_slices
-        pending.extend((rel, k, n, stack.slices[k], stack.spacing_mm) for k in range(n))
+        pending.extend((rel, k, n, stack.slices[k], stack.spacing_mm, stack.modality) for k in range(n))
         if spec.kind == "segmenter" and len(pending) >= batch_size:
             rows.extend(predict_rows(loaded, spec, pending))  # whole files: a volume is not split
             pending = []
@@ -261,6 +266,8 @@ def to_frame(rows: list[dict], columns: list[str]):
     for c in columns:
         if c in INT_COLUMNS:
             df[c] = df[c].astype("Int64")
+        elif c in BOOL_COLUMNS:
+            df[c] = df[c].astype("boolean")
         elif c in STR_COLUMNS:
             df[c] = df[c].astype(object).where(df[c].notna(), None)
         else:
@@ -361,6 +368,8 @@ class ParquetSink:
         import pyarrow as pa
 
         def kind(c):
+            if c in BOOL_COLUMNS:
+                return pa.bool_()
             return pa.int64() if c in INT_COLUMNS else pa.string() if c in STR_COLUMNS else pa.float64()
 
         return pa.schema([(c, kind(c)) for c in self.columns])

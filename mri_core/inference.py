@@ -34,7 +34,7 @@ class ClassPrediction:
     view_probs: np.ndarray = field(repr=False)  # (views, classes), calibrated
     reliable: bool = True  # False: the model cannot judge this image; the page abstains instead of calling
     reason: str = ""  # plain-language why, when not reliable
-    ood_score: float | None = None  # distance of the image's features from the training images' (ood.py)
+    ood_score: float | None = None  # how far its features lie from the training images' (reliability.OodDetector)
 
     @property
     def index(self) -> int:
@@ -123,27 +123,28 @@ def classify_views(loaded: LoadedModel, x: np.ndarray, tta: bool = True) -> tupl
         from mri_core.reliability import probs_and_features
 
         raw, feats = probs_and_features(loaded.features_model, flat, batch=BATCH * v)
-        distances = loaded.ood.distance(feats.reshape(n, v, -1)[:, 0])
+        distances = loaded.ood.distance([f.reshape(n, v, -1)[:, 0] for f in feats])
     return calibrate(raw.reshape(n, v, -1), loaded.temperature), distances
 
 
-def classify(loaded: LoadedModel, slices: list[np.ndarray], tta: bool = True) -> list[ClassPrediction]:
-    """Class probabilities, calibrated, with a TTA uncertainty, for each slice."""
+def classify(loaded: LoadedModel, slices: list[np.ndarray], tta: bool = True, modality: str = "unknown") -> list[ClassPrediction]:
+    """Class probabilities, calibrated, with a TTA uncertainty, for each slice; ``modality`` is the
+    file's own (a DICOM's Modality), which can rule the call out (``reliability.judge``)."""
     if not slices:
         return []
-    return classify_inputs(loaded, prepare_inputs(loaded, slices), tta)
+    return classify_inputs(loaded, prepare_inputs(loaded, slices), tta, modality)
 
 
-def classify_inputs(loaded: LoadedModel, x: np.ndarray, tta: bool = True) -> list[ClassPrediction]:
+def classify_inputs(loaded: LoadedModel, x: np.ndarray, tta: bool = True, modality: str = "unknown") -> list[ClassPrediction]:
     """``classify`` for inputs already through ``prepare`` (N, H, W, C): pages that also draw
     Grad-CAM on the prepared input prepare it once."""
     view_probs, distances = classify_views(loaded, x, tta)
     if distances is None:
         distances = [None] * len(view_probs)
-    return [_class_prediction(vp, loaded, d) for vp, d in zip(view_probs, distances)]
+    return [_class_prediction(vp, loaded, d, modality) for vp, d in zip(view_probs, distances)]
 
 
-def _class_prediction(view_probs: np.ndarray, loaded: LoadedModel, distance: float | None) -> ClassPrediction:
+def _class_prediction(view_probs: np.ndarray, loaded: LoadedModel, distance: float | None, modality: str) -> ClassPrediction:
     from mri_core.reliability import judge
 
     probs = view_probs.mean(axis=0)
@@ -151,7 +152,7 @@ def _class_prediction(view_probs: np.ndarray, loaded: LoadedModel, distance: flo
     names = loaded.class_names
     validation = loaded.card.get("metrics", {}).get("validation", {})
     reliable, reason = judge(names[top], distance, loaded.ood, loaded.card.get("reliability", {}).get("calls"),
-                             validation.get("balanced_accuracy"))
+                             validation.get("balanced_accuracy"), modality)
     return ClassPrediction(probs=probs, class_names=names, uncertainty=float(view_probs[:, top].std()), view_probs=view_probs,
                            reliable=reliable, reason=reason, ood_score=None if distance is None else float(distance))
 
@@ -240,9 +241,11 @@ def input_warnings(image: np.ndarray, loaded: LoadedModel, prediction: ClassPred
 
     ``model_input`` is ``prepare(image, loaded.preprocessing)`` where the caller already has it.
     """
+    from mri_core.reliability import modality_reason
+
     warnings: list[str] = []
-    if modality not in ("unknown", "MR", "OT", ""):
-        warnings.append(f"This DICOM says its modality is {modality}, not MR: the models were trained on MRI only.")
+    if modality_reason(modality):
+        warnings.append(modality_reason(modality))
     if image.ndim == 3 and image.shape[-1] == 3 and loaded.preprocessing.get("channels") == 1:
         spread = float(np.abs(image - image.mean(axis=-1, keepdims=True)).mean())
         if spread > 0.02:

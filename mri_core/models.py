@@ -151,7 +151,7 @@ def load(name: str, root: Path | None = None) -> LoadedModel:
         detector = features = None
         if ood_path is not None and ood_path.exists():
             detector = reliability.OodDetector.load(ood_path)
-            features = reliability.features_model(km, ood_spec.get("layer", reliability.FEATURE_LAYER))
+            features = reliability.features_model(km, ood_spec["layers"])
             features.predict_on_batch(np.zeros(shape, np.float32))
     return LoadedModel(name=name, card=card, keras_model=km, path=path, ood=detector, features_model=features)
 

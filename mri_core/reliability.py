@@ -3,8 +3,9 @@
 Two checks, both measured on data the model was not trained on:
 
 - **Out of distribution.** The Mahalanobis distance (Lee et al., NeurIPS 2018) of an image's
-  penultimate features (the global average pool before the classifier) to the nearest class
-  mean, under one covariance shared by the classes. Means and covariance are fitted on the
+  features to the nearest class mean, under one covariance shared by the classes, at two depths:
+  an early layer (texture and edges) and the penultimate pool (what the classifier sees); each
+  distance is divided by its own validation quantile and the larger one counts. Means and covariance are fitted on the
   training images as they are (no augmentation) and stored beside the model (``ood.npz``); the
   threshold is a high quantile of the validation images' distances, so that only a few in-
   distribution calls are held back. A photo, a CT slice or a scan unlike the training data lands
@@ -30,29 +31,40 @@ WILSON_Z = 1.645  # one-sided 95 %
 
 @dataclass(frozen=True)
 class OodDetector:
-    """Class means (K, D), the shared precision matrix (D, D) and the distance threshold."""
+    """Per feature layer: class means (K, D), the shared precision matrix (D, D) and a scale (the
+    layer's own validation quantile); and the threshold on the largest scaled distance."""
 
-    means: np.ndarray
-    precision: np.ndarray
+    means: list[np.ndarray]
+    precisions: list[np.ndarray]
+    scales: list[float]
     threshold: float
 
-    def distance(self, features: np.ndarray) -> np.ndarray:
-        """Mahalanobis distance of each row of ``features`` (N, D) to the nearest class mean."""
+    @staticmethod
+    def layer_distance(features: np.ndarray, means: np.ndarray, precision: np.ndarray) -> np.ndarray:
+        """Mahalanobis distance of each row of ``features`` (N, D) to the nearest of ``means``."""
         f = np.asarray(features, np.float64)
-        d2 = []
-        for mu in self.means:
-            diff = f - mu
-            d2.append(np.einsum("nd,de,ne->n", diff, self.precision, diff))
+        d2 = [np.einsum("nd,de,ne->n", f - mu, precision, f - mu) for mu in means]
         return np.sqrt(np.maximum(np.min(d2, axis=0), 0.0))
 
+    def distance(self, features: list[np.ndarray]) -> np.ndarray:
+        """The largest over layers of each layer's distance divided by its scale: 1 is where 2 % of
+        that layer's validation images lie beyond."""
+        scaled = [self.layer_distance(f, m, p) / s for f, m, p, s in zip(features, self.means, self.precisions, self.scales)]
+        return np.max(scaled, axis=0)
+
     def save(self, path: Path) -> None:
-        np.savez_compressed(path, means=self.means.astype(np.float32), precision=self.precision.astype(np.float32),
-                            threshold=np.float64(self.threshold))
+        arrays = {"threshold": np.float64(self.threshold), "scales": np.asarray(self.scales, np.float64)}
+        for i, (m, p) in enumerate(zip(self.means, self.precisions)):
+            arrays[f"means_{i}"], arrays[f"precision_{i}"] = m.astype(np.float32), p.astype(np.float32)
+        np.savez_compressed(path, **arrays)
 
     @classmethod
     def load(cls, path: Path) -> "OodDetector":
         z = np.load(path)
-        return cls(z["means"].astype(np.float64), z["precision"].astype(np.float64), float(z["threshold"]))
+        n = len(z["scales"])
+        return cls([z[f"means_{i}"].astype(np.float64) for i in range(n)],
+                   [z[f"precision_{i}"].astype(np.float64) for i in range(n)],
+                   [float(v) for v in z["scales"]], float(z["threshold"]))
 
 
 def fit_gaussians(features: np.ndarray, labels: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -67,30 +79,51 @@ def fit_gaussians(features: np.ndarray, labels: np.ndarray, n_classes: int) -> t
     return means, LedoitWolf().fit(centred).precision_
 
 
-def fit_detector(train_features, train_labels, n_classes: int, val_features, quantile: float = VAL_QUANTILE) -> OodDetector:
-    """The detector fitted on training features, with its threshold at ``quantile`` of the
-    validation images' distances."""
-    means, precision = fit_gaussians(train_features, train_labels, n_classes)
-    unthresholded = OodDetector(means, precision, np.inf)
-    return OodDetector(means, precision, float(np.quantile(unthresholded.distance(val_features), quantile)))
+def fit_detector(train_features: list[np.ndarray], train_labels, n_classes: int, val_features: list[np.ndarray],
+                 quantile: float = VAL_QUANTILE) -> OodDetector:
+    """The detector fitted on training features (one array per layer), each layer scaled by its
+    validation images' ``quantile``, the threshold at ``quantile`` of their largest scaled distance."""
+    means, precisions, scales = [], [], []
+    for ftr, fva in zip(train_features, val_features):
+        m, p = fit_gaussians(ftr, train_labels, n_classes)
+        means.append(m)
+        precisions.append(p)
+        scales.append(float(np.quantile(OodDetector.layer_distance(fva, m, p), quantile)))
+    unthresholded = OodDetector(means, precisions, scales, np.inf)
+    return OodDetector(means, precisions, scales, float(np.quantile(unthresholded.distance(val_features), quantile)))
 
 
-def features_model(keras_model, layer: str = FEATURE_LAYER):
-    """A model giving (probabilities, penultimate features) in one pass; it shares the layers of
-    ``keras_model`` and leaves it unchanged."""
+def feature_layers(keras_model) -> list[str]:
+    """The layers whose features the detector reads: the last one at a quarter of the input's
+    resolution (edges and texture: what tells a CT, a photo or noise from an MRI slice) and the
+    penultimate pool (what the classifier itself sees)."""
+    side = keras_model.input_shape[1]
+    early = [layer.name for layer in keras_model.layers
+             if len(layer.output.shape) == 4 and layer.output.shape[1] == side // 4]
+    return early[-1:] + [FEATURE_LAYER]
+
+
+def features_model(keras_model, layers: list[str]):
+    """A model giving (probabilities, one feature vector per layer of ``layers``, spatially averaged)
+    in one pass; it shares the layers of ``keras_model`` and leaves it unchanged."""
     import keras
 
-    return keras.Model(keras_model.inputs, [keras_model.outputs[0], keras_model.get_layer(layer).output])
+    outputs = []
+    for name in layers:
+        out = keras_model.get_layer(name).output
+        outputs.append(keras.layers.GlobalAveragePooling2D()(out) if len(out.shape) == 4 else out)
+    return keras.Model(keras_model.inputs, [keras_model.outputs[0], *outputs])
 
 
-def probs_and_features(model, x: np.ndarray, batch: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """(probabilities, features) for inputs ``x`` through a ``features_model``."""
-    probs, feats = [], []
+def probs_and_features(model, x: np.ndarray, batch: int = 64) -> tuple[np.ndarray, list[np.ndarray]]:
+    """(probabilities, [features per layer]) for inputs ``x`` through a ``features_model``."""
+    outs = None
     for i in range(0, len(x), batch):
-        p, f = model.predict_on_batch(x[i : i + batch])
-        probs.append(np.asarray(p))
-        feats.append(np.asarray(f))
-    return np.concatenate(probs), np.concatenate(feats)
+        r = [np.asarray(a) for a in model.predict_on_batch(x[i : i + batch])]
+        outs = [[a] for a in r] if outs is None else [o + [a] for o, a in zip(outs, r)]
+    if outs is None:
+        return np.zeros((0,)), []
+    return np.concatenate(outs[0]), [np.concatenate(o) for o in outs[1:]]
 
 
 # --------------------------------------------------------------------------- better than chance
@@ -125,13 +158,26 @@ def call_reliability(confusion, class_names) -> dict[str, dict]:
     return out
 
 
+UNTOLD_MODALITIES = ("unknown", "MR", "OT", "")  # MR, or a file that does not say (OT: secondary capture)
+
+
+def modality_reason(modality: str) -> str | None:
+    """Why a file's own modality rules it out (a DICOM that says CT, ultrasound, ...), or None."""
+    if modality in UNTOLD_MODALITIES:
+        return None
+    return f"This DICOM says its modality is {modality}, not MR: the models were trained on MRI only."
+
+
 def judge(label: str, ood_distance: float | None, detector: OodDetector | None, calls: dict | None,
-          balanced_accuracy: float | None = None) -> tuple[bool, str]:
+          balanced_accuracy: float | None = None, modality: str = "unknown") -> tuple[bool, str]:
     """(reliable, reason) for one call."""
+    if modality_reason(modality):
+        return False, modality_reason(modality) + " Its answer would be a guess."
     if detector is not None and ood_distance is not None and ood_distance > detector.threshold:
-        return False, (f"This image is unlike the images the model was trained on (feature distance {ood_distance:.0f}; "
-                       f"98 % of validation images are within {detector.threshold:.0f}). It may not be a brain MRI slice "
-                       "of a kind this model knows, so its answer would be a guess.")
+        return False, (f"This image is unlike the images the model was trained on: its features lie "
+                       f"{ood_distance / detector.threshold:.1f}× as far from them as the limit that 98 % of validation "
+                       "images stay within. It may not be a brain MRI slice of a kind this model knows, so its answer "
+                       "would be a guess.")
     if calls and label in calls and not calls[label]["better_than_chance"]:
         c = calls[label]
         extra = f" (balanced accuracy on new subjects {balanced_accuracy:.0%})" if balanced_accuracy is not None else ""

@@ -158,3 +158,17 @@ def summary(report: dict) -> dict:
     pooled["wrong_abstained_or_warned"] = flagged / wrong if wrong else None
     pooled["n"] = sum(b["n"] for b in blocks)
     return pooled
+
+
+SPLITS = {
+    "lgg_flair": "LGG, the 14 patients held out by patient (seed 42), FLAIR channel as a grey slice",
+    "lgg_t1_pre": "LGG, the same 14 held-out patients, pre-contrast T1 channel (a sequence no model here is trained on)",
+    "lgg_t1_post": "LGG, the same 14 held-out patients, post-contrast T1 channel (a sequence no model here is trained on)",
+    "oasis": "OASIS (dementia set), the dementia models' validation subjects (by pseudo-subject, seed 42)",
+}
+
+
+def card_record(report: dict) -> dict:
+    """``report`` (``score_shift`` on the shared data) as the card's ``metrics.cross_source``: each
+    block labelled with its split, and the pooled summary."""
+    return {"summary": summary(report), **{k: {"split": SPLITS.get(k, "a class-per-folder set"), **v} for k, v in report.items()}}

@@ -498,14 +498,16 @@ def fit_reliability(model, card: dict, xtr, ytr, xva, confusion) -> tuple[dict, 
     validation images', and which calls were better than chance on validation (``confusion``)."""
     from mri_core import reliability as R
 
-    fm = R.features_model(model)
+    layers = R.feature_layers(model)
+    fm = R.features_model(model, layers)
     ftr, fva = R.probs_and_features(fm, xtr)[1], R.probs_and_features(fm, xva)[1]
     detector = R.fit_detector(ftr, ytr, len(card["class_names"]), fva)
     record = {
-        "ood": {"method": "Mahalanobis distance of the penultimate features to the nearest class mean (shared "
-                          "covariance, Ledoit-Wolf), fitted on the training images; threshold at the "
-                          f"{R.VAL_QUANTILE:.0%} quantile of the validation images' distances",
-                "layer": R.FEATURE_LAYER, "threshold": detector.threshold, "file": R.OOD_FILE,
+        "ood": {"method": "Mahalanobis distance of the features of an early layer and of the penultimate pool to the "
+                          "nearest class mean (shared covariance, Ledoit-Wolf), fitted on the training images; each "
+                          f"scaled by its {R.VAL_QUANTILE:.0%} validation quantile, the larger compared with the "
+                          f"{R.VAL_QUANTILE:.0%} validation quantile of that",
+                "layers": layers, "threshold": detector.threshold, "file": R.OOD_FILE,
                 "validation_abstained": float((detector.distance(fva) > detector.threshold).mean())},
         "calls": R.call_reliability(confusion, card["class_names"]),
     }

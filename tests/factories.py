@@ -116,3 +116,35 @@ def nifti_bytes(volume: np.ndarray, zooms=(1.0, 1.0, 2.0), gz: bool = False, aff
     img.header.set_zooms(tuple(zooms) + tuple([1.0] * (volume.ndim - 3)))
     data = img.to_bytes()
     return gzip.compress(data) if gz else data
+
+
+NON_BRAIN_DICOM = {  # pydicom's own example files that are not brain MRI
+    "ct_small": "CT_small.dcm",  # a CT slice
+    "ct_512": "693_J2KI.dcm",  # another CT, JPEG 2000
+    "bone_scan": "JPEG2000.dcm",  # a whole-body nuclear-medicine film
+    "ultrasound": "examples_palette.dcm",
+    "colour_pattern": "SC_rgb_jpeg.dcm",
+}
+
+
+def non_brain_images() -> dict[str, np.ndarray]:
+    """Slices that are not brain MRI: synthetic pictures and pydicom's CT, film and ultrasound files,
+    read through the app's reader."""
+    from pydicom.data import get_testdata_file
+
+    from mri_core.io import read_image
+
+    h = w = 192
+    yy, xx = np.mgrid[0:h, 0:w] / float(h)
+    out = {
+        "colour_gradient": np.dstack([yy, xx, 1 - yy]).astype(np.float32),
+        "noise": np.random.default_rng(0).random((h, w)).astype(np.float32),
+        "checkerboard": ((np.floor(yy * 8) + np.floor(xx * 8)) % 2).astype(np.float32),
+        "grey_ramp": xx.astype(np.float32),
+    }
+    for name, file in NON_BRAIN_DICOM.items():
+        path = get_testdata_file(file)
+        with open(path, "rb") as f:
+            stack = read_image(f.read(), file)
+        out[name] = stack.slice(stack.n_slices // 2)
+    return out

@@ -287,3 +287,17 @@ def test_a_file_is_finished_with_an_error_row_or_all_its_slices():
     df = pd.DataFrame({"path": ["a", "b", "b", "c"], "n_slices": [1, 3, 3, None],
                        "error": [None, None, None, "The file is empty (0 bytes)."]})
     assert batch.finished_paths(df) == {"a", "c"}
+
+
+def test_rows_say_where_the_app_would_abstain(use_tiny_models, tmp_path):
+    """A DICOM whose modality is CT is abstained on, with the reason in the row; an MR one is not
+    abstained on for its modality."""
+    (tmp_path / "mr.dcm").write_bytes(dicom_bytes(gray(1).astype(np.uint16) * 16, modality="MR"))
+    (tmp_path / "ct.dcm").write_bytes(dicom_bytes(gray(2).astype(np.uint16) * 16, modality="CT"))
+    spec = batch.resolve_model("brain_tumor", None, models.MODELS_DIR)
+    files = [(str(tmp_path / n), n) for n in ("ct.dcm", "mr.dcm")]
+    rows = {r["path"]: r for r in batch.score_chunk(files, spec)}
+    assert rows["ct.dcm"]["reliable"] is False and "modality is CT" in rows["ct.dcm"]["reason"]
+    assert "modality" not in rows["mr.dcm"]["reason"]
+    frame = batch.to_frame(list(rows.values()), batch.output_columns(spec))
+    assert {"reliable", "reason"} <= set(frame.columns) and str(frame["reliable"].dtype) == "boolean"

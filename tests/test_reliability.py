@@ -21,30 +21,42 @@ def clusters(n=200, d=8, seed=0):
 
 def test_distance_is_small_near_the_training_features_and_large_far_away():
     f, y = clusters()
-    det = R.fit_detector(f, y, 2, clusters(seed=1)[0])
+    det = R.fit_detector([f], y, 2, [clusters(seed=1)[0]])
     near = np.array([[3.0] + [0.0] * 7, [-3.0] + [0.0] * 7])
     far = np.array([[0.0, 25.0] + [0.0] * 6, [40.0] + [0.0] * 7])
-    assert np.all(det.distance(near) < 1.0)
-    assert np.all(det.distance(far) > det.threshold * 3)
+    assert np.all(det.distance([near]) < 0.5 * det.threshold)
+    assert np.all(det.distance([far]) > det.threshold * 3)
     # one covariance, unit variance per axis: the distance to the nearest mean is the Euclidean one, near enough
-    assert det.distance(np.array([[3.0, 2.0] + [0.0] * 6]))[0] == pytest.approx(2.0, rel=0.15)
+    d = R.OodDetector.layer_distance(np.array([[3.0, 2.0] + [0.0] * 6]), det.means[0], det.precisions[0])
+    assert d[0] == pytest.approx(2.0, rel=0.15)
 
 
 def test_threshold_is_the_validation_quantile():
     f, y = clusters()
     val = clusters(seed=2)[0]
-    det = R.fit_detector(f, y, 2, val, quantile=0.9)
-    assert (det.distance(val) > det.threshold).mean() == pytest.approx(0.1, abs=0.01)
-    assert det.threshold == pytest.approx(np.quantile(det.distance(val), 0.9))
+    det = R.fit_detector([f], y, 2, [val], quantile=0.9)
+    assert (det.distance([val]) > det.threshold).mean() == pytest.approx(0.1, abs=0.01)
+    assert det.threshold == pytest.approx(np.quantile(det.distance([val]), 0.9))
+
+
+def test_any_layer_far_from_its_training_features_counts():
+    """Two layers: an image typical in one and far off in the other is out of distribution."""
+    f, y = clusters()
+    g, _ = clusters(seed=3)
+    det = R.fit_detector([f, g], y, 2, [clusters(seed=1)[0], clusters(seed=4)[0]])
+    typical = np.array([[3.0] + [0.0] * 7])
+    odd = np.array([[0.0, 30.0] + [0.0] * 6])
+    assert det.distance([typical, typical])[0] < det.threshold
+    assert det.distance([typical, odd])[0] > det.threshold and det.distance([odd, typical])[0] > det.threshold
 
 
 def test_save_and_load(tmp_path: Path):
     f, y = clusters()
-    det = R.fit_detector(f, y, 2, f)
+    det = R.fit_detector([f, f[:, :4]], y, 2, [f, f[:, :4]])
     det.save(tmp_path / R.OOD_FILE)
     back = R.OodDetector.load(tmp_path / R.OOD_FILE)
-    assert back.threshold == pytest.approx(det.threshold)
-    np.testing.assert_allclose(back.distance(f[:5]), det.distance(f[:5]), rtol=1e-4)
+    assert back.threshold == pytest.approx(det.threshold) and len(back.means) == 2
+    np.testing.assert_allclose(back.distance([f[:5], f[:5, :4]]), det.distance([f[:5], f[:5, :4]]), rtol=1e-4)
 
 
 def test_wilson_lower():
@@ -66,12 +78,12 @@ def test_call_reliability_from_a_confusion_matrix():
 
 
 def test_judge():
-    det = R.OodDetector(np.zeros((1, 2)), np.eye(2), threshold=5.0)
+    det = R.OodDetector([np.zeros((1, 2))], [np.eye(2)], [1.0], threshold=5.0)
     calls = {"good": {"better_than_chance": True, "precision": 0.9, "chance": 0.3},
              "weak": {"better_than_chance": False, "precision": 0.32, "chance": 0.3}}
     assert R.judge("good", 1.0, det, calls) == (True, "")
     ok, why = R.judge("good", 9.0, det, calls)
-    assert not ok and "unlike the images the model was trained on" in why
+    assert not ok and "unlike the images the model was trained on" in why and "1.8×" in why
     ok, why = R.judge("weak", 1.0, det, calls, balanced_accuracy=0.41)
     assert not ok and "no better than" in why and "41%" in why
     assert R.judge("weak", None, None, None) == (True, "")
@@ -88,6 +100,7 @@ def test_trained_models_carry_a_detector(classifier, tiny_models):
     rec = classifier.card["reliability"]
     assert (tiny_models / classifier.name / rec["ood"]["file"]).exists()
     assert classifier.ood is not None and classifier.features_model is not None
+    assert rec["ood"]["layers"][-1] == "gap" and len(rec["ood"]["layers"]) == 2
     assert set(rec["calls"]) == set(classifier.class_names)
     assert 0.0 <= rec["ood"]["validation_abstained"] < 0.5  # 2 % on real sets; a tiny set rounds up
 
@@ -108,3 +121,15 @@ def test_classify_abstains_beyond_the_threshold(classifier):
     for a, b in zip(inference.classify(plain, images), preds):
         np.testing.assert_allclose(a.probs, b.probs, atol=1e-6)
         assert a.ood_score is None
+
+
+def test_a_dicom_of_another_modality_is_abstained_on(classifier):
+    from factories import phantom
+
+    image = phantom()
+    lenient = dataclasses.replace(classifier, ood=None, features_model=None, card={**classifier.card, "reliability": {}})
+    assert inference.classify(lenient, [image], modality="MR")[0].reliable
+    for modality in ("CT", "US", "NM"):
+        pred = inference.classify(classifier, [image], modality=modality)[0]
+        assert not pred.reliable and f"modality is {modality}" in pred.reason
+    assert R.modality_reason("OT") is None and R.modality_reason("unknown") is None

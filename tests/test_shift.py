@@ -46,8 +46,8 @@ def test_abstentions_are_counted_apart_from_the_calls_made(brightness_model):
     import dataclasses
 
     # Features near 0.8 only: the dark slices are far from the training features.
-    detector = OodDetector(np.array([[0.8]]), np.array([[100.0]]), threshold=2.0)
-    model = dataclasses.replace(brightness_model, ood=detector, features_model=features_model(brightness_model.keras_model))
+    detector = OodDetector([np.array([[0.8]])], [np.array([[100.0]])], [1.0], threshold=2.0)
+    model = dataclasses.replace(brightness_model, ood=detector, features_model=features_model(brightness_model.keras_model, ["gap"]))
     r = shift.score_images(model, [uniform(0.8), uniform(0.2), uniform(0.2)], np.array([1, 0, 1]))
     assert r["abstained"] == pytest.approx(2 / 3)
     assert r["wrong_abstained"] == 1.0 and r["wrong_abstained_or_warned"] == 1.0
@@ -91,3 +91,13 @@ def test_cli(tiny_models, synthetic_data):
     assert r["oasis"]["n"] == 24 and r["lgg_flair"]["n_tumour_free"] == 12
     for key in ("sensitivity", "specificity", "abstained", "wrong_abstained_or_warned"):
         assert key in r["summary"]
+
+
+def test_card_record_labels_every_block_with_its_split():
+    block = {"n": 10, "n_tumour": 4, "n_tumour_free": 6, "sensitivity": 0.5, "specificity": 1.0, "abstained": 0.1,
+             "wrong_calls": 2, "wrong_abstained_or_warned": 0.5}
+    rec = shift.card_record({"lgg_flair": block, "oasis": {**block, "n_tumour": 0, "n_tumour_free": 10, "sensitivity": None}})
+    assert "14 patients held out" in rec["lgg_flair"]["split"] and "validation subjects" in rec["oasis"]["split"]
+    assert rec["summary"]["n"] == 20
+    assert rec["summary"]["sensitivity"] == 0.5  # only the LGG block has tumour slices
+    assert rec["summary"]["specificity"] == 1.0 and rec["summary"]["wrong_abstained_or_warned"] == 0.5

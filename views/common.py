@@ -149,3 +149,19 @@ def segment_volume(loaded: models.LoadedModel, stack: ImageStack, stack_id: str)
     """Masks (n, H, W) and tumour probabilities of a whole file segmented as one volume (its
     main lesion kept), cached per file and model so the slice slider does not recompute it."""
     return _segment_volume(loaded, stack, stack_id, str(loaded.path))
+
+
+def cross_source_rows(cards: dict) -> list[dict]:
+    """One row per model and other source (``metrics.cross_source`` in the cards, from
+    ``scripts/score_shift.py``): sensitivity, specificity and abstentions, each with its split."""
+    rows = []
+    for name, card in cards.items():
+        for source, block in card.get("metrics", {}).get("cross_source", {}).items():
+            if source == "summary":
+                continue
+            pct = lambda v: "–" if v is None else f"{v:.0%}"  # noqa: E731
+            rows.append({"model": name, "source": source, "sensitivity": pct(block["sensitivity"]),
+                         "specificity": pct(block["specificity"]), "abstained": pct(block["abstained"]),
+                         "wrong calls abstained or warned": pct(block["wrong_abstained_or_warned"]),
+                         "images": block["n"], "split": block["split"]})
+    return rows

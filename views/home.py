@@ -5,7 +5,7 @@ import streamlit as st
 
 from mri_core import models
 from mri_core.tasks import TASKS
-from views.common import DISCLAIMER, model_card
+from views.common import DISCLAIMER, cross_source_rows, model_card
 
 st.title("MRI Insight")
 st.markdown(
@@ -45,6 +45,10 @@ for task_name, task in TASKS.items():
                     "validated on": f"{c['split']['n_val']} unseen slices ({c['split']['kind']})"})
         rows.append(row)
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    shifted = cross_source_rows({n: model_card(n) for n in names})
+    if shifted:
+        st.markdown("*On scans from other sources* (tumour or not; never trained on these patients or subjects):")
+        st.dataframe(pd.DataFrame(shifted), hide_index=True, width="stretch")
 
 st.caption(
     "Data: Brain Tumor MRI Dataset (CC0; Figshare, SARTAJ, Br35H); Alzheimer's Dataset (4 classes, Kaggle); "

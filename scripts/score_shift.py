@@ -1,0 +1,35 @@
+"""Score tumour-type models on the other sources (``mri_core.shift``) and store the figures in
+their cards (``metrics.cross_source``), where Home and the comparison page show them.
+
+    python scripts/score_shift.py NAME [NAME ...]
+
+The held-out LGG patients and OASIS subjects of ``../shared/data`` are scored, the same images
+for every model, so the figures compare.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from mri_core.models import load, read_card, write_card
+from mri_core.shift import card_record, score_shift
+from mri_core.tasks import get_task
+
+
+def main(argv=None) -> int:
+    names = sys.argv[1:] if argv is None else argv
+    if not names:
+        print(__doc__)
+        return 2
+    for name in names:
+        report = score_shift(load(name), get_task("lgg").data_dir, get_task("alzheimer").data_dir)
+        card = read_card(name)
+        card.setdefault("metrics", {})["cross_source"] = card_record(report)
+        write_card(name, card)
+        print(json.dumps({"name": name, "summary": card["metrics"]["cross_source"]["summary"]}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
