@@ -54,7 +54,7 @@ CHROMIUM_ARGS = [
 ]
 VIEWPORT = {"width": 1280, "height": 1600}
 PREDICT_PATH = "/predict"
-UPLOAD_INPUT = '.st-key-predict_brain_tumor_upload input[type="file"]'
+UPLOAD_INPUT = '.st-key-predict_upload input[type="file"]'
 DEFAULT_FILES = sorted(p for p in (ROOT / "samples" / "brain_tumor").glob("*/*.jpg"))
 SERVER_START_TIMEOUT_S = 180
 WAIT_MS = 120_000  # one page load or one prediction, on 2 busy cores

@@ -17,6 +17,11 @@ from mri_core.preprocess import resize, to_rgb, to_uint8
 
 BRUSH = "rgba(0, 255, 0, 0.75)"
 ERASER = "rgba(255, 0, 0, 0.85)"
+BRUSH_ALPHA_MIN = 0.7  # strokes at least this opaque, so a brush stroke over an erased area reads as brush
+ERASER_ALPHA = 0.85
+# Eraser colours to pick from: the one farthest from the mask's colour, so the two never blur.
+_ERASER_CHOICES = {"cyan": (0, 255, 255), "magenta": (255, 0, 255), "yellow": (255, 255, 0), "blue": (0, 0, 255),
+                   "white": (255, 255, 255), "black": (0, 0, 0)}
 
 
 def hex_to_rgb(colour: str) -> tuple[int, int, int]:
@@ -44,6 +49,16 @@ def mask_overlay(image: np.ndarray, mask: np.ndarray, colour: str = "#ff3333", o
     return out
 
 
+def fit_display(image: np.ndarray, max_side: int = 640) -> np.ndarray:
+    """The image no larger than ``max_side`` on its longer side (area-averaged), as sent to the
+    browser: a 2048 px scan shown in a 400 px column need not travel at full size."""
+    h, w = image.shape[:2]
+    if max(h, w) <= max_side:
+        return image
+    scale = max_side / max(h, w)
+    return cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+
+
 def outlines(image: np.ndarray, masks_and_colours: list[tuple[np.ndarray, str]], thickness: int = 1) -> np.ndarray:
     """Several outlines on one slice (e.g. the model's mask and a ground truth)."""
     out = base_rgb(image)
@@ -52,13 +67,34 @@ def outlines(image: np.ndarray, masks_and_colours: list[tuple[np.ndarray, str]],
     return out
 
 
-def mask_to_canvas_object(mask: np.ndarray, width: int, height: int) -> dict:
-    """A Fabric.js Image object painting the mask in the brush colour, for ``initial_drawing``."""
-    from PIL import Image
+def eraser_colour(colour: str) -> tuple[str, tuple[int, int, int]]:
+    """(name, RGB) of the eraser's paint for a mask drawn in ``colour``: the farthest of a few."""
+    rgb = np.array(hex_to_rgb(colour), float)
+    name = max(_ERASER_CHOICES, key=lambda n: float(np.sum((np.array(_ERASER_CHOICES[n]) - rgb) ** 2)))
+    return name, _ERASER_CHOICES[name]
 
+
+def canvas_paints(colour: str, opacity: float) -> tuple[str, str]:
+    """CSS colours of the brush and the eraser on the editing canvas for a mask in ``colour``."""
+    r, g, b = hex_to_rgb(colour)
+    er, eg, eb = eraser_colour(colour)[1]
+    return f"rgba({r}, {g}, {b}, {max(opacity, BRUSH_ALPHA_MIN):.2f})", f"rgba({er}, {eg}, {eb}, {ERASER_ALPHA})"
+
+
+def canvas_layer(mask: np.ndarray, width: int, height: int, colour: str = "#00ff00", opacity: float = 0.75) -> np.ndarray:
+    """RGBA uint8 (height, width, 4): the mask at canvas size in ``colour`` at ``opacity`` (at least
+    0.25, so it can be read back), transparent elsewhere, so the slice and the lesion's edge show through."""
     m = resize(np.asarray(mask, np.uint8), (height, width), nearest=True).astype(bool)
     rgba = np.zeros((height, width, 4), np.uint8)
-    rgba[m] = (0, 255, 0, 191)
+    rgba[m] = (*hex_to_rgb(colour), int(round(255 * max(opacity, 0.25))))
+    return rgba
+
+
+def mask_to_canvas_object(mask: np.ndarray, width: int, height: int, colour: str = "#00ff00", opacity: float = 0.75) -> dict:
+    """A Fabric.js Image object painting the mask (``canvas_layer``), for ``initial_drawing``."""
+    from PIL import Image
+
+    rgba = canvas_layer(mask, width, height, colour, opacity)
     buf = io.BytesIO()
     Image.fromarray(rgba, "RGBA").save(buf, format="PNG")
     src = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
@@ -66,8 +102,35 @@ def mask_to_canvas_object(mask: np.ndarray, width: int, height: int) -> dict:
             "width": width, "height": height, "scaleX": 1, "scaleY": 1, "src": src, "selectable": False}
 
 
-def mask_from_canvas(rgba: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """The mask a user drew (green kept, red erased), resized to the slice's ``shape``."""
+def canvas_mask(rgba: np.ndarray, colour: str | None = None) -> np.ndarray:
+    """The mask pixels of a canvas's RGBA at canvas size: painted (alpha > 24) and nearer the mask's
+    ``colour`` than the eraser's. Without ``colour``, the legacy rule: opaque and greener than red."""
     a = np.asarray(rgba)
-    drawn = (a[..., 3] > 127) & (a[..., 1].astype(int) > a[..., 0].astype(int))
-    return resize(drawn.astype(np.uint8), shape, nearest=True).astype(bool)
+    if colour is None:
+        return (a[..., 3] > 127) & (a[..., 1].astype(int) > a[..., 0].astype(int))
+    rgb = a[..., :3].astype(np.int32)
+    brush = np.array(hex_to_rgb(colour), np.int32)
+    eraser = np.array(eraser_colour(colour)[1], np.int32)
+    nearer = ((rgb - brush) ** 2).sum(-1) < ((rgb - eraser) ** 2).sum(-1)
+    return (a[..., 3] > 24) & nearer
+
+
+def mask_from_canvas(rgba: np.ndarray, shape: tuple[int, int], colour: str | None = None) -> np.ndarray:
+    """The mask a user drew (``canvas_mask``), resized to the slice's ``shape``."""
+    return resize(canvas_mask(rgba, colour).astype(np.uint8), shape, nearest=True).astype(bool)
+
+
+def apply_canvas(base: np.ndarray, rgba: np.ndarray, colour: str, opacity: float) -> np.ndarray:
+    """The mask after the strokes on a canvas that started from ``base`` (drawn by ``canvas_layer``).
+
+    Only what the strokes changed at canvas size is carried to the slice: resizing the whole
+    canvas back would move the untouched edge by a pixel (nearest-neighbour 256 -> 384 -> 256 is
+    not the identity), so a canvas with no stroke gives ``base`` exactly."""
+    base = np.asarray(base, bool)
+    a = np.asarray(rgba)
+    h, w = a.shape[:2]
+    before = canvas_mask(canvas_layer(base, w, h, colour, opacity), colour)
+    after = canvas_mask(a, colour)
+    added = resize((after & ~before).astype(np.uint8), base.shape, nearest=True).astype(bool)
+    removed = resize((before & ~after).astype(np.uint8), base.shape, nearest=True).astype(bool)
+    return (base | added) & ~removed
