@@ -49,16 +49,6 @@ def mask_overlay(image: np.ndarray, mask: np.ndarray, colour: str = "#ff3333", o
     return out
 
 
-def fit_display(image: np.ndarray, max_side: int = 640) -> np.ndarray:
-    """The image no larger than ``max_side`` on its longer side (area-averaged), as sent to the
-    browser: a 2048 px scan shown in a 400 px column need not travel at full size."""
-    h, w = image.shape[:2]
-    if max(h, w) <= max_side:
-        return image
-    scale = max_side / max(h, w)
-    return cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
-
-
 def outlines(image: np.ndarray, masks_and_colours: list[tuple[np.ndarray, str]], thickness: int = 1) -> np.ndarray:
     """Several outlines on one slice (e.g. the model's mask and a ground truth)."""
     out = base_rgb(image)
@@ -134,3 +124,86 @@ def apply_canvas(base: np.ndarray, rgba: np.ndarray, colour: str, opacity: float
     added = resize((after & ~before).astype(np.uint8), base.shape, nearest=True).astype(bool)
     removed = resize((before & ~after).astype(np.uint8), base.shape, nearest=True).astype(bool)
     return (base | added) & ~removed
+
+
+# --------------------------------------------------------------------------- reading controls
+
+
+def window_level(image: np.ndarray, level: float = 0.5, width: float = 1.0) -> np.ndarray:
+    """Display window on a [0, 1] slice: ``level`` (centre) and ``width`` in the slice's units;
+    level 0.5, width 1 leaves it as it is."""
+    width = max(float(width), 1e-3)
+    return np.clip((np.asarray(image, np.float32) - (level - width / 2)) / width, 0.0, 1.0)
+
+
+def zoom_box(shape: tuple[int, int], zoom: float, centre: tuple[float, float] = (0.5, 0.5)) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) of the part of a slice shown at ``zoom`` (1 = all of it) around
+    ``centre`` (fractions of the height and width), kept inside the slice."""
+    h, w = shape[:2]
+    zoom = max(float(zoom), 1.0)
+    ch, cw = max(1, round(h / zoom)), max(1, round(w / zoom))
+    top = int(min(max(round(centre[0] * h - ch / 2), 0), h - ch))
+    left = int(min(max(round(centre[1] * w - cw / 2), 0), w - cw))
+    return top, top + ch, left, left + cw
+
+
+def scale_bar_mm(width_px: int, col_mm: float) -> float:
+    """A round bar length (1, 2, 5 x 10^k mm) about a fifth of the width shown."""
+    target = width_px * col_mm / 5
+    k = 10 ** np.floor(np.log10(max(target, 1e-6)))
+    return float(max(m * k for m in (1, 2, 5) if m * k <= target) if target >= k else k)
+
+
+def orientation_marks(stack) -> tuple[str, str] | None:
+    """(left, right) letters for the image's left and right edges where the file says which way
+    the patient lies: NIfTI slices are laid out radiologically (the patient's right on the image's
+    left); a DICOM's first ImageOrientationPatient direction is where the columns run (LPS).
+    None when unknown (PNG, JPEG, DICOM without orientation)."""
+    if getattr(stack, "format", "") == "nifti":
+        return ("R", "L")
+    sources = getattr(stack, "dicom_sources", None) or []
+    try:
+        row_dir = np.asarray(sources[0].ImageOrientationPatient, float)[:3]
+    except (AttributeError, IndexError, TypeError, ValueError):
+        return None
+    axis = int(np.argmax(np.abs(row_dir)))
+    if abs(row_dir[axis]) < 0.5:
+        return None
+    letters = {0: ("R", "L"), 1: ("A", "P"), 2: ("F", "H")}[axis]  # LPS: +x left, +y posterior, +z head
+    return letters if row_dir[axis] > 0 else letters[::-1]
+
+
+def reading_view(image: np.ndarray, level: float = 0.5, width: float = 1.0, zoom: float = 1.0,
+                 centre: tuple[float, float] = (0.5, 0.5), spacing_mm: tuple[float, float] | None = None,
+                 marks: tuple[str, str] | None = None, out_side: int = 512) -> np.ndarray:
+    """RGB uint8 of a slice (or an overlay already drawn, RGB uint8) as a reader sees it: windowed,
+    zoomed, at most ``out_side`` px, with a scale bar in mm when the spacing is known and the
+    orientation letters on its left and right edges when known."""
+    img = np.asarray(image)
+    if img.dtype == np.uint8:
+        rgb = to_rgb(img[..., :3] if img.ndim == 3 else img).astype(np.float32) / 255.0
+    else:
+        rgb = to_rgb(np.asarray(image if image.ndim == 2 else image[..., :3], np.float32))
+    rgb = window_level(rgb, level, width)
+    top, bottom, left, right = zoom_box(rgb.shape[:2], zoom, centre)
+    crop = rgb[top:bottom, left:right]
+    scale = out_side / max(crop.shape[:2])
+    size = (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale)))
+    out = cv2.resize((crop * 255).astype(np.uint8), size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    out = np.ascontiguousarray(out)
+    h, w = out.shape[:2]
+    font, yellow = cv2.FONT_HERSHEY_SIMPLEX, (255, 220, 0)
+    if spacing_mm:
+        col_mm = float(spacing_mm[1]) * crop.shape[1] / w  # mm per output pixel
+        bar = scale_bar_mm(w, col_mm)
+        px = int(round(bar / col_mm))
+        y = h - 14
+        cv2.line(out, (12, y), (12 + px, y), yellow, 2)
+        for x in (12, 12 + px):
+            cv2.line(out, (x, y - 5), (x, y + 5), yellow, 2)
+        cv2.putText(out, f"{bar:g} mm", (12, y - 9), font, 0.5, yellow, 1, cv2.LINE_AA)
+    if marks:
+        cv2.putText(out, marks[0], (6, h // 2), font, 0.7, yellow, 2, cv2.LINE_AA)
+        (tw, _), _ = cv2.getTextSize(marks[1], font, 0.7, 2)
+        cv2.putText(out, marks[1], (w - tw - 6, h // 2), font, 0.7, yellow, 2, cv2.LINE_AA)
+    return out

@@ -62,6 +62,9 @@ class ImageStack:
     # DICOM's from ImagePositionPatient, ImageOrientationPatient and the spacing (dicom_affine)
     affine: np.ndarray | None = field(default=None, repr=False)
     dicom_sources: list[Any] = field(default_factory=list, repr=False)  # for DICOM SEG export
+    # display windows the file names (DICOM WindowCenter/Width), as (name, level, width) in the
+    # slices' [0, 1] units; values the reader's own window clipped stay clipped
+    windows: list[tuple[str, float, float]] = field(default_factory=list)
 
     @property
     def n_slices(self) -> int:
@@ -320,6 +323,29 @@ def _dicom_window(ds) -> tuple[float, float] | None:
     return (center, width) if width > 1 else None
 
 
+def dicom_windows(ds) -> list[tuple[str, float, float]]:
+    """Every window the file carries, as (name, level, width) in the [0, 1] units of the slices
+    the reader made with the first window; [] when the file has none."""
+    first = _dicom_window(ds)
+    if first is None:
+        return []
+    lo, span = first[0] - first[1] / 2, first[1]
+    centres = np.atleast_1d(ds.WindowCenter)
+    widths = np.atleast_1d(ds.WindowWidth)
+    names = list(np.atleast_1d(ds.get("WindowCenterWidthExplanation", []) or []))
+    inverted = str(ds.get("PhotometricInterpretation", "")).upper() == "MONOCHROME1"
+    out = []
+    for i, (c, w) in enumerate(zip(centres, widths)):
+        try:
+            level, width = (float(c) - lo) / span, float(w) / span
+        except (TypeError, ValueError):
+            continue
+        if width > 0:
+            out.append((str(names[i]) if i < len(names) and str(names[i]).strip() else f"window {i + 1}",
+                        1.0 - level if inverted else level, width))
+    return out
+
+
 def _dicom_patient(ds) -> dict[str, str]:
     return {k: str(ds.get(k, "")) for k in PATIENT_FIELDS if str(ds.get(k, "")).strip()}
 
@@ -406,6 +432,7 @@ def _read_dicom(data: bytes, force: bool = False) -> ImageStack:
         # One frame: its own geometry. Several frames in one file keep theirs per frame: not read here.
         affine=dicom_affine([ds], slices.shape[1:3], spacing, thickness) if slices.shape[0] == 1 else None,
         dicom_sources=[ds],
+        windows=dicom_windows(ds) if slices.ndim == 3 else [],
     )
 
 
@@ -612,6 +639,7 @@ def stack_series(stacks: list[ImageStack]) -> ImageStack:
         patient=ordered[0].patient,
         affine=dicom_affine(sources, ordered[0].slices.shape[1:3], ordered[0].spacing_mm, thickness) if placed else None,
         dicom_sources=sources,
+        windows=ordered[0].windows,
     )
 
 

@@ -612,3 +612,25 @@ def test_one_slice_ground_truth_on_a_volume_gives_a_message_not_dice_zero():
     assert "compared with slice 3; this is slice 1" in texts(at)
     next(s for s in at.slider if s.label == "Slice").set_value(3).run()
     assert "Dice with the ground truth" in [m.label for m in at.metric]
+
+
+# --------------------------------------------------------------------------- issue 21: report, reading controls
+
+
+def test_reading_controls_and_pdf_report_on_a_dicom():
+    at = open_page("views/mask.py")
+    at.file_uploader(key="mask_upload").upload("w.dcm", dicom_bytes((phantom(seed=70) * 1000).astype(np.uint16),
+                                                                     window=(500.0, 1000.0), position=(0, 0, 0))).run()
+    assert not at.exception
+    assert at.selectbox(key="mask_read_preset").options == ["as read", "window 1"]
+    at.selectbox(key="mask_read_preset").set_value("window 1").run()
+    at.slider(key="mask_read_zoom").set_value(2.0).run()
+    at.slider(key="mask_read_cx").set_value(0.3).run()
+    assert not at.exception
+    names = [b.proto.label for b in at.get("download_button")]
+    assert "Report (PDF)" in names
+    assert at.toggle(key="dl_pdf_patient").value is False  # identifiers stay out unless turned on
+    at.switch_page("views/predict.py").run()
+    assert not at.exception and "Report (PDF)" in [b.proto.label for b in at.get("download_button")]
+    at.slider(key="predict_read_level_as read").set_value(0.3).run()
+    assert not at.exception

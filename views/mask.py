@@ -10,15 +10,19 @@ import numpy as np
 import streamlit as st
 
 from mri_core import export, inference
-from mri_core.annotate import base_rgb, canvas_paints, eraser_colour, mask_overlay, mask_to_canvas_object, outlines
+from mri_core.annotate import (
+    base_rgb, canvas_paints, eraser_colour, mask_overlay, mask_to_canvas_object, orientation_marks, outlines, reading_view,
+    window_level,
+)
 from mri_core.case import joined_key
 from mri_core.data import mask_from_bytes, read_mask
 from mri_core.io import UnreadableImage, join_slices
 from mri_core.measure import measure, volume_ml
 from mri_core.metrics import dice
+from mri_core.report import CaseReport
 from views.common import (
-    DISCLAIMER, Input, case_segmentation, choose_inputs, model_picker, open_case, patient_details, show_errors, show_notes,
-    slice_picker,
+    DISCLAIMER, Input, case_segmentation, choose_inputs, model_card, model_picker, open_case, patient_details, pdf_download,
+    reading_controls, show_errors, show_notes, slice_picker,
 )
 
 CANVAS = 384  # on-screen canvas side; masks are resized back to the slice with nearest neighbour
@@ -63,6 +67,8 @@ opacity = c1.slider("Opacity", 0.0, 1.0, 0.45, 0.05, key="mask_opacity")
 style = c2.radio("Style", ["filled", "contour"], horizontal=True, key="mask_style")
 colour = c3.color_picker("Colour", "#ff3333", key="mask_colour")
 editing = c4.toggle("Correct by hand", key="mask_edit")
+reading = reading_controls(stack, key="mask_read")
+shown = window_level(image, reading.level, reading.width)  # the slice as windowed for reading
 
 if editing:
     from PIL import Image
@@ -79,7 +85,7 @@ if editing:
     result = st_canvas(
         stroke_width=width,
         stroke_color=brush if tool == "brush" else eraser,
-        background_image=Image.fromarray(base_rgb(image)),
+        background_image=Image.fromarray(base_rgb(shown)),
         initial_drawing={"objects": [mask_to_canvas_object(base, CANVAS, CANVAS, colour, opacity)]},
         height=CANVAS,
         width=CANVAS,
@@ -101,9 +107,11 @@ if editing:
 mask = case.mask(model, index)  # the one mask shown, measured, exported and reported
 edited = case.edited(model, index)
 left, right = st.columns(2)
-left.image(np.clip(image, 0, 1), caption=f"Slice {index + 1} of {stack.n_slices}", width="stretch")
-right.image(mask_overlay(image, mask, colour, opacity, contour_only=style == "contour"),
-            caption="Edited mask (by hand)" if edited else "Model's mask", width="stretch")
+overlay = mask_overlay(shown, mask, colour, opacity, contour_only=style == "contour")
+marks = orientation_marks(stack)
+view = dict(zoom=reading.zoom, centre=reading.centre, spacing_mm=stack.spacing_mm, marks=marks)
+left.image(reading_view(shown, **view), caption=f"Slice {index + 1} of {stack.n_slices}", width="stretch")
+right.image(reading_view(overlay, **view), caption="Edited mask (by hand)" if edited else "Model's mask", width="stretch")
 
 m = measure(mask, stack.spacing_mm)
 st.subheader("Measurements")
@@ -160,7 +168,7 @@ elif case.truth_masks:
 st.subheader("Download")
 report = export.report_text(m.as_dict(), model, stack.spacing_mm is not None, volume_ml=vol, slice_index=index,
                             file_name=case.name, date=case.opened, edited=edited, dice=dice_value, n_slices=stack.n_slices)
-d1, d2, d3, d4 = st.columns(4)
+d1, d2, d3, d4, d5 = st.columns(5)
 d1.download_button("Mask (PNG)", export.mask_png(mask), "mask.png", "image/png", key="dl_png", on_click="ignore")
 d2.download_button("Masks (NIfTI)", export.mask_nifti(all_masks, stack), "mask.nii.gz", "application/gzip", key="dl_nii",
                    on_click="ignore")
@@ -171,5 +179,11 @@ if stack.format == "dicom" and stack.dicom_sources:
     except ValueError as exc:
         d3.caption(f"DICOM SEG unavailable: {exc}")
 d4.download_button("Report (text)", report.encode(), "report.txt", "text/plain", key="dl_report", on_click="ignore")
+pdf_download(d5, CaseReport(
+    file_name=case.name, date=case.opened, model_name=model, model_card=model_card(model), image=overlay,
+    image_caption=f"Slice {index + 1} of {stack.n_slices}, " + ("mask edited by hand" if edited else "the model's mask"),
+    slice_index=index, n_slices=stack.n_slices, measurements=m.as_dict(), spacing_known=stack.spacing_mm is not None,
+    volume_ml=vol, dice=dice_value, edited=edited,
+    warnings=inference.input_warnings(image, loaded, None, stack.modality)), stack, key="dl_pdf")
 with st.expander("Report"):
     st.code(report, language=None)

@@ -13,13 +13,14 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from mri_core import explain, inference
-from mri_core.annotate import fit_display, mask_overlay
+from mri_core.annotate import mask_overlay, orientation_marks, reading_view, window_level
 from mri_core.display import display_name, display_order
 from mri_core.measure import measure
 from mri_core.preprocess import prepare
+from mri_core.report import CaseReport
 from views.common import (
-    DISCLAIMER, as_display, case_segmentation, choose_inputs, model_picker, open_case, patient_details, show_errors,
-    show_notes, slice_picker, task_picker,
+    DISCLAIMER, case_segmentation, choose_inputs, model_card, model_picker, open_case, patient_details,
+    pdf_download, reading_controls, show_errors, show_notes, slice_picker, task_picker,
 )
 
 st.title("Upload & predict")
@@ -58,7 +59,12 @@ def probability_chart(pred: inference.ClassPrediction) -> go.Figure:
     return fig
 
 
-def show_classification(case, index: int) -> None:
+def slice_view(case, image, reading):
+    return reading_view(image, reading.level, reading.width, reading.zoom, reading.centre, case.stack.spacing_mm,
+                        orientation_marks(case.stack))
+
+
+def show_classification(case, index: int, reading) -> None:
     image = case.stack.slice(index)
     pred, cam, warnings = classification(case, index)
     if not pred.reliable:  # the abstention first, above anything that looks like a call
@@ -69,7 +75,7 @@ def show_classification(case, index: int) -> None:
     for w in warnings:
         st.warning(w)
     left, mid, right = st.columns([1, 1, 1.2])
-    left.image(fit_display(as_display(image)), caption=f"Uploaded slice {index + 1} of {case.stack.n_slices}", width="stretch")
+    left.image(slice_view(case, image, reading), caption=f"Uploaded slice {index + 1} of {case.stack.n_slices}", width="stretch")
     name = display_name(pred.label)
     if pred.reliable:
         mid.image(cam, caption=f"Grad-CAM for “{name}” on the model's cropped input", width="stretch")
@@ -90,9 +96,15 @@ def show_classification(case, index: int) -> None:
                 mid.image(cam, caption=f"Grad-CAM for the top class “{name}” (no call)", width="stretch")
     if case.truth:
         st.caption(f"Known answer for this sample: **{display_name(case.truth)}**")
+    pdf_download(st, CaseReport(
+        file_name=case.name, date=case.opened, model_name=loaded.name, model_card=model_card(loaded.name), image=cam,
+        image_caption=f"Slice {index + 1} of {case.stack.n_slices}: Grad-CAM for the top class on the model's input",
+        slice_index=index, n_slices=case.stack.n_slices, call=name if pred.reliable else None,
+        confidence=pred.confidence, uncertainty=pred.uncertainty, abstained=not pred.reliable,
+        abstention_reason=pred.reason, warnings=list(warnings)), case.stack, key="predict_pdf")
 
 
-def show_segmentation(case, index: int) -> None:
+def show_segmentation(case, index: int, reading) -> None:
     image = case.stack.slice(index)
     # The whole file as one volume, as on the mask page and in the table, so all three agree.
     case_segmentation(case, loaded)
@@ -100,9 +112,10 @@ def show_segmentation(case, index: int) -> None:
         st.warning(w)
     mask, probability = case.mask(loaded.name, index), case.tumour_probability(loaded.name, index)
     left, right = st.columns(2)
-    left.image(fit_display(as_display(image)), caption=f"Uploaded slice {index + 1} of {case.stack.n_slices}", width="stretch")
+    left.image(slice_view(case, image, reading), caption=f"Uploaded slice {index + 1} of {case.stack.n_slices}", width="stretch")
     edited = case.edited(loaded.name, index)
-    right.image(fit_display(mask_overlay(image, mask)), caption="Tumour mask, edited by hand" if edited else "Predicted tumour mask",
+    overlay = mask_overlay(window_level(image, reading.level, reading.width), mask)
+    right.image(slice_view(case, overlay, reading), caption="Tumour mask, edited by hand" if edited else "Predicted tumour mask",
                 width="stretch")
     m = measure(mask, case.stack.spacing_mm)
     c = st.columns(4)
@@ -120,10 +133,8 @@ if len(inputs) == 1:
     show_notes(case.stack)
     patient_details(case.stack, key="predict_patient")
     index = slice_picker(case, key="predict_slice")
-    if loaded.kind == "classifier":
-        show_classification(case, index)
-    else:
-        show_segmentation(case, index)
+    reading = reading_controls(case.stack, key="predict_read")
+    (show_classification if loaded.kind == "classifier" else show_segmentation)(case, index, reading)
     st.stop()
 
 
@@ -171,4 +182,5 @@ st.download_button("Download results (CSV)", table.to_csv(index=False).encode(),
 pick = st.selectbox("Look at one file in detail", range(len(inputs)), format_func=lambda i: inputs[i].label, key="predict_detail")
 case = open_case(inputs[pick])
 index = slice_picker(case, key="predict_detail_slice")
-(show_classification if loaded.kind == "classifier" else show_segmentation)(case, index)
+reading = reading_controls(case.stack, key="predict_read")
+(show_classification if loaded.kind == "classifier" else show_segmentation)(case, index, reading)
