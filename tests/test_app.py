@@ -132,7 +132,7 @@ def test_predict_upload_formats(name, make):
         assert not at.exception
 
 
-def test_predict_many_files_gives_table_and_csv():
+def test_predict_many_files_gives_table_and_csv(downloads):
     at = open_page("views/predict.py")
     up = at.file_uploader(key="predict_upload")
     up.upload("a.png", gray_png(1)).upload("b.png", gray_png(2)).upload("broken.png", b"\x89PNG\r\n\x1a\nxx").run()
@@ -140,8 +140,9 @@ def test_predict_many_files_gives_table_and_csv():
     assert any("broken.png" in str(e.value) for e in at.error)
     table = at.dataframe[0].value
     assert list(table["file"]) == ["a.png", "b.png"]
-    assert {"prediction", "confidence", "uncertainty", "p_glioma"} <= set(table.columns)
-    assert at.get("download_button")
+    assert {"prediction", "confidence", "uncertainty", "reliable", "warnings"} <= set(table.columns)
+    header = downloads(at, "Download results (CSV)").decode().splitlines()[0].split(",")
+    assert {"prediction", "reliable", "reason", "warnings", "p_glioma", "p_notumor"} <= set(header)
     at.selectbox(key="predict_detail").set_value(1).run()
     assert not at.exception
 
@@ -634,3 +635,12 @@ def test_reading_controls_and_pdf_report_on_a_dicom():
     assert not at.exception and "Report (PDF)" in [b.proto.label for b in at.get("download_button")]
     at.slider(key="predict_read_level_as read").set_value(0.3).run()
     assert not at.exception
+
+
+def test_removing_the_upload_closes_the_scan():
+    at = open_page("views/predict.py")
+    at.file_uploader(key="predict_upload").upload("gone.png", gray_png(44)).run()
+    assert at.subheader[0].value == "gone.png"
+    at.file_uploader(key="predict_upload").set_value([]).run()
+    assert not at.exception and "Reading **gone.png**" not in texts(at)
+    assert at.selectbox(key="predict_brain_tumor_sample")

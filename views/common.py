@@ -60,10 +60,10 @@ def model_picker(task: str, key: str, label: str = "Model") -> models.LoadedMode
     return get_model(name)
 
 
-MAX_CASES = 4  # cases kept per session (the current one and the last few files looked at)
+MAX_CASES = 3  # cases kept per session (the current one and the last two files looked at): bounded memory
 
 
-@st.cache_data(show_spinner="Reading files…", max_entries=16)
+@st.cache_data(show_spinner="Reading files…", max_entries=8)
 def _read(files: tuple[tuple[str, bytes], ...]) -> list[tuple[str, ImageStack | UnreadableImage, str]]:
     """(label, stack or error, content key) per result; a series joined from several files is
     keyed by the hash of its pixels and geometry, a single file by the hash of its bytes."""
@@ -108,6 +108,15 @@ def open_case(item: Input) -> Case:
     return case
 
 
+def _uploads_changed(widget_key: str) -> None:
+    """The user emptied the uploader (a file's ✕): the scan it held is closed too. Leaving the
+    page drops the widget's files without this call, so the scan stays open across pages."""
+    if not st.session_state.get(widget_key):
+        case = current_case()
+        if case is not None and not case.sample:
+            st.session_state.pop("case", None)
+
+
 def choose_inputs(task: str, key: str, multiple: bool = True, upload_key: str | None = None) -> list[Input]:
     """Uploaded files (any format, DICOM series grouped); else the scan this session has open
     (from any page, until closed); else a bundled sample. ``upload_key``: the uploader's key
@@ -116,6 +125,7 @@ def choose_inputs(task: str, key: str, multiple: bool = True, upload_key: str | 
         "Drop MRI slices here (PNG, JPEG, TIFF, BMP, DICOM, NIfTI)",
         accept_multiple_files=multiple,
         key=f"{upload_key or key}_upload",
+        on_change=_uploads_changed, args=(f"{upload_key or key}_upload",),
         help="Files are read in memory and never stored. Several DICOM files of one series become one stack.",
     )
     if uploads and not multiple:
@@ -242,3 +252,14 @@ def reading_controls(stack: ImageStack, key: str) -> Reading:
         cy = z2.slider("Centre, top to bottom", 0.0, 1.0, 0.5, 0.05, key=f"{key}_cy", disabled=zoom == 1.0)
         cx = z3.slider("Centre, left to right", 0.0, 1.0, 0.5, 0.05, key=f"{key}_cx", disabled=zoom == 1.0)
     return Reading(level, width, zoom, (cy, cx))
+
+
+def side_by_side(rows: list[dict], key: str = "model") -> "pd.DataFrame":
+    """Rows of one dict per model as a table with one column per model and one row per field (as
+    text): a dozen fields for two or three models fit the page's width instead of running off it."""
+    import pandas as pd
+
+    def text(v):
+        return "" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)
+
+    return pd.DataFrame({r[key]: {k: text(v) for k, v in r.items() if k != key} for r in rows})

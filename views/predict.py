@@ -176,7 +176,12 @@ table = pd.DataFrame(rows)
 if "reliable" in table and not table["reliable"].all():
     st.error(f"The model cannot judge {int((~table['reliable']).sum())} of {len(table)} slices: their rows say "
              "“no call (abstained)” and why.", icon="🚫")
-st.dataframe(table, width="stretch", hide_index=True)
+# On screen the figures that matter, the long texts last (the CSV has every class's probability too).
+shown = [c for c in ("file", "slice", "prediction", "reliable", "confidence", "uncertainty", "tumor_probability", "area_px",
+                     "area_mm2", "reason", "warnings") if c in table]
+st.dataframe(table[shown], width="stretch", hide_index=True,
+             column_config={"file": st.column_config.TextColumn(width="medium"),
+                            "warnings": st.column_config.TextColumn(width="large")})
 st.download_button("Download results (CSV)", table.to_csv(index=False).encode(), "mri_insight_results.csv", "text/csv",
                    key="predict_csv", on_click="ignore")
 pick = st.selectbox("Look at one file in detail", range(len(inputs)), format_func=lambda i: inputs[i].label, key="predict_detail")
