@@ -644,3 +644,14 @@ def test_removing_the_upload_closes_the_scan():
     at.file_uploader(key="predict_upload").set_value([]).run()
     assert not at.exception and "Reading **gone.png**" not in texts(at)
     assert at.selectbox(key="predict_brain_tumor_sample")
+
+
+def test_a_page_run_keeps_the_shared_keras_state():
+    # Streamlit clears Keras's session after every run (gc.collect and TensorFlow's kernel
+    # cache: 1.5 s a rerun on the predict page); app.py keeps the shared models' state.
+    import keras
+
+    before = keras.backend.get_uid("issue21_probe")
+    at = open_page("views/predict.py")
+    at.run()
+    assert keras.backend.get_uid("issue21_probe") == before + 1
