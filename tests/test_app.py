@@ -655,3 +655,12 @@ def test_a_page_run_keeps_the_shared_keras_state():
     at = open_page("views/predict.py")
     at.run()
     assert keras.backend.get_uid("issue21_probe") == before + 1
+
+
+def test_compare_on_a_folder_that_is_not_a_data_set(tmp_path):
+    at = open_page("views/compare.py")
+    at.radio(key="cmp_task").set_value("lgg").run()
+    at.radio(key="cmp_source").set_value("a folder on this server").run()
+    at.text_input(key="cmp_folder").input(str(tmp_path)).run()
+    assert not at.exception
+    assert at.error and str(tmp_path) not in at.error[0].value

@@ -89,11 +89,14 @@ def run_eval(name: str, folder: str, seg: bool):
     return compare.evaluate_classifiers(loaded, Path(folder))[0]
 
 
-progress = st.progress(0.0, text=f"Evaluating {len(chosen)} model(s)…")
+progress = st.progress(0.0, text="Counting the images…")
 try:
+    n_images = compare.count_images(folder, None if is_seg else list(TASKS[task].class_names))
     evaluated = []
     for i, n in enumerate(chosen):
-        progress.progress(i / len(chosen), text=f"Evaluating {n} ({i + 1} of {len(chosen)})…")
+        ms = latency(n) * (2 if is_seg else 4)  # views per image: the mirror for masks, 4 TTA views for classes
+        progress.progress(i / len(chosen), text=f"Evaluating {n} ({i + 1} of {len(chosen)}) on {n_images:,} images, "
+                                                f"about {max(1, round(n_images * ms / 1000))} s for this model…")
         evaluated.append(run_eval(n, str(folder), is_seg))
 except (ValueError, FileNotFoundError) as exc:
     progress.empty()
