@@ -19,7 +19,8 @@ browser, one context (cookie jar, websocket, Streamlit session) per simulated us
 
 Bounded: fixed counts, a timeout on every wait and one on the whole run; nothing but
 localhost is contacted. The reference run and the load see each upload under a fresh name
-(``<tag>-<file>``), so no request is answered from an earlier one's ``st.cache_data`` entry.
+(``<tag>-<file>``), with that name appended after the image's end marker, so no request is answered
+from an earlier one's cache entry (the app caches per content hash).
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ CHROMIUM_ARGS = [
 ]
 VIEWPORT = {"width": 1280, "height": 1600}
 PREDICT_PATH = "/predict"
-UPLOAD_INPUT = '.st-key-predict_brain_tumor_upload input[type="file"]'
+UPLOAD_INPUT = '.st-key-predict_upload input[type="file"]'
 DEFAULT_FILES = sorted(p for p in (ROOT / "samples" / "brain_tumor").glob("*/*.jpg"))
 SERVER_START_TIMEOUT_S = 180
 WAIT_MS = 120_000  # one page load or one prediction, on 2 busy cores
@@ -268,7 +269,9 @@ async def remove_uploads(page, limit: int = 20) -> None:
 async def upload_and_predict(page, path: Path, name: str) -> tuple[float, str | None, list[str]]:
     """Upload ``path`` as ``name`` on the predict page; (latency in s, predicted class, error texts)."""
     await remove_uploads(page)
-    data = path.read_bytes()
+    # The name after the JPEG's end marker: decoders ignore it, and the bytes (so the content hash
+    # the app caches results by) are new for every request, as a new patient's scan would be.
+    data = path.read_bytes() + b"\n" + name.encode()
     t0 = time.perf_counter()
     await page.locator(UPLOAD_INPUT).set_input_files({"name": name, "mimeType": "image/jpeg", "buffer": data})
     handle = await page.wait_for_function(RESULT_JS, arg=name, timeout=WAIT_MS, polling=100)

@@ -24,6 +24,14 @@ class ClassifierRun:
     unreadable: list[dict] = field(default_factory=list)
 
 
+def count_images(data_dir: Path, class_names: list[str] | None) -> int:
+    """How many images an evaluation of ``data_dir`` will read: one sub-folder per class for a
+    classifier (``class_names``), the LGG layout (slices.csv) for a segmenter (None)."""
+    if class_names is None:
+        return len(D.list_lgg(data_dir))
+    return len(D.list_class_folder(data_dir, list(class_names)).paths)
+
+
 def evaluate_classifiers(models: list[LoadedModel], data_dir: Path) -> list[ClassifierRun]:
     runs = []
     for m in models:

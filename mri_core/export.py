@@ -278,17 +278,31 @@ def report_text(
     spacing_known: bool,
     volume_ml: float | None = None,
     slice_index: int | None = None,
+    *,
+    file_name: str | None = None,
+    date: str | None = None,
+    edited: bool = False,
+    dice: float | None = None,
+    n_slices: int | None = None,
 ) -> str:
-    """A short plain-text report of one result: model, measurements, and what it is for.
+    """A short plain-text report of one result: file, date, model, measurements, and what it is for.
 
     ``measurements`` is :meth:`mri_core.measure.Measurements.as_dict`; ``slice_index`` is
-    0-based. Nothing about the patient or the file is written, so the text can be pasted
-    anywhere.
+    0-based and written from 1, as the app numbers slices. ``edited``: the mask was corrected by
+    hand (the report then says so instead of "automatic"). ``dice`` against a ground truth given
+    for this slice. Nothing about the patient is written; ``file_name`` is the upload's name.
     """
     m = measurements
-    lines = ["MRI Insight: automatic tumour segmentation", f"Model: {model_name}"]
+    lines = ["MRI Insight: tumour segmentation, " + ("edited by hand" if edited else "automatic")]
+    if file_name:
+        lines.append(f"File: {file_name}")
+    if date:
+        lines.append(f"Date: {date}")
+    lines.append(f"Model: {model_name}")
+    if edited:
+        lines.append("Mask: edited by hand after the model's segmentation")
     if slice_index is not None:
-        lines.append(f"Slice: {slice_index + 1}")
+        lines.append(f"Slice: {slice_index + 1}" + (f" of {n_slices}" if n_slices else ""))
     area_px = int(m.get("area_px") or 0)
     if area_px == 0:
         lines.append("No tumour was segmented" + (" on this slice." if slice_index is not None else "."))
@@ -302,6 +316,8 @@ def report_text(
         lines.append(f"Lesions: {int(m.get('n_lesions') or 0)}")
     if volume_ml is not None:
         lines.append(f"Volume: {volume_ml:.2f} mL")
+    if dice is not None:
+        lines.append(f"Dice with the ground truth: {dice:.3f}")
     if not spacing_known:
         lines.append("Pixel spacing unknown: sizes are in pixels, not millimetres.")
     lines.append(DISCLAIMER)

@@ -58,8 +58,13 @@ class ImageStack:
     slice_thickness_mm: float | None = None  # distance between slices in a stack
     notes: list[str] = field(default_factory=list)  # things the user should know
     patient: dict[str, str] = field(default_factory=dict, repr=False)  # shown only on request
-    affine: np.ndarray | None = field(default=None, repr=False)  # NIfTI: voxel -> world (RAS)
+    # voxel -> world (RAS mm) of the NIfTI export's layout (export.mask_nifti): a NIfTI's own; a
+    # DICOM's from ImagePositionPatient, ImageOrientationPatient and the spacing (dicom_affine)
+    affine: np.ndarray | None = field(default=None, repr=False)
     dicom_sources: list[Any] = field(default_factory=list, repr=False)  # for DICOM SEG export
+    # display windows the file names (DICOM WindowCenter/Width), as (name, level, width) in the
+    # slices' [0, 1] units; values the reader's own window clipped stay clipped
+    windows: list[tuple[str, float, float]] = field(default_factory=list)
 
     @property
     def n_slices(self) -> int:
@@ -318,6 +323,29 @@ def _dicom_window(ds) -> tuple[float, float] | None:
     return (center, width) if width > 1 else None
 
 
+def dicom_windows(ds) -> list[tuple[str, float, float]]:
+    """Every window the file carries, as (name, level, width) in the [0, 1] units of the slices
+    the reader made with the first window; [] when the file has none."""
+    first = _dicom_window(ds)
+    if first is None:
+        return []
+    lo, span = first[0] - first[1] / 2, first[1]
+    centres = np.atleast_1d(ds.WindowCenter)
+    widths = np.atleast_1d(ds.WindowWidth)
+    names = list(np.atleast_1d(ds.get("WindowCenterWidthExplanation", []) or []))
+    inverted = str(ds.get("PhotometricInterpretation", "")).upper() == "MONOCHROME1"
+    out = []
+    for i, (c, w) in enumerate(zip(centres, widths)):
+        try:
+            level, width = (float(c) - lo) / span, float(w) / span
+        except (TypeError, ValueError):
+            continue
+        if width > 0:
+            out.append((str(names[i]) if i < len(names) and str(names[i]).strip() else f"window {i + 1}",
+                        1.0 - level if inverted else level, width))
+    return out
+
+
 def _dicom_patient(ds) -> dict[str, str]:
     return {k: str(ds.get(k, "")) for k in PATIENT_FIELDS if str(ds.get(k, "")).strip()}
 
@@ -345,6 +373,36 @@ def _slice_position(ds) -> float | None:
         return None
 
 
+def dicom_affine(sources: list, shape_hw: tuple[int, int], spacing_mm: tuple[float, float] | None,
+                 thickness_mm: float | None = None) -> np.ndarray | None:
+    """Voxel -> RAS mm for masks exported from DICOM slices, as a standard DICOM-to-NIfTI
+    conversion places them; None when the files do not say where they lie.
+
+    The export's voxel (i, j, k) is column W-1-i, row H-1-j of slice k (``export.mask_nifti``
+    undoes the reader's radiological layout). DICOM puts pixel (row r, column c) of a slice at
+    ImagePositionPatient + c * column spacing * X + r * row spacing * Y (X, Y the two directions of
+    ImageOrientationPatient), in LPS; RAS flips the first two axes. Slices follow the step from
+    the first slice's position to the last's (one slice: the normal times the thickness)."""
+    try:
+        iop = np.asarray(sources[0].ImageOrientationPatient, float)
+        first = np.asarray(sources[0].ImagePositionPatient, float)
+        last = np.asarray(sources[-1].ImagePositionPatient, float)
+    except (AttributeError, TypeError, ValueError, IndexError):
+        return None
+    if spacing_mm is None or iop.shape != (6,) or first.shape != (3,):
+        return None
+    x, y = iop[:3], iop[3:]
+    row_mm, col_mm = (float(v) for v in spacing_mm)
+    h, w = shape_hw
+    step = (last - first) / (len(sources) - 1) if len(sources) > 1 else np.cross(x, y) * float(thickness_mm or 1.0)
+    lps = np.eye(4)
+    lps[:3, 0] = -col_mm * x
+    lps[:3, 1] = -row_mm * y
+    lps[:3, 2] = step
+    lps[:3, 3] = first + (w - 1) * col_mm * x + (h - 1) * row_mm * y
+    return np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps
+
+
 def _read_dicom(data: bytes, force: bool = False) -> ImageStack:
     ds = _dicom_dataset(data, force)
     if force and "PixelData" not in ds and "SOPClassUID" not in ds and "Rows" not in ds:
@@ -362,15 +420,19 @@ def _read_dicom(data: bytes, force: bool = False) -> ImageStack:
         notes.append(f"Multi-frame DICOM with {slices.shape[0]} frames.")
     if "PixelData" in ds:
         del ds.PixelData  # keep only the header for the SEG export; the pixels live in `slices`
+    spacing = _dicom_spacing(ds)
     return ImageStack(
         slices=slices,
         format="dicom",
         modality=str(ds.get("Modality", "unknown")),
-        spacing_mm=_dicom_spacing(ds),
+        spacing_mm=spacing,
         slice_thickness_mm=thickness,
         notes=notes,
         patient=_dicom_patient(ds),
+        # One frame: its own geometry. Several frames in one file keep theirs per frame: not read here.
+        affine=dicom_affine([ds], slices.shape[1:3], spacing, thickness) if slices.shape[0] == 1 else None,
         dicom_sources=[ds],
+        windows=dicom_windows(ds) if slices.ndim == 3 else [],
     )
 
 
@@ -565,6 +627,8 @@ def stack_series(stacks: list[ImageStack]) -> ImageStack:
         if np.all(gaps > 0):
             thickness = float(np.median(gaps))
     notes = sorted({n for s in ordered for n in s.notes})
+    sources = [s.dicom_sources[0] for s in ordered]
+    placed = all(p is not None for p in positions)
     return ImageStack(
         slices=np.concatenate([s.slices for s in ordered]),
         format="dicom",
@@ -573,7 +637,9 @@ def stack_series(stacks: list[ImageStack]) -> ImageStack:
         slice_thickness_mm=thickness,
         notes=[f"DICOM series of {len(ordered)} files, ordered by slice position."] + notes,
         patient=ordered[0].patient,
-        dicom_sources=[s.dicom_sources[0] for s in ordered],
+        affine=dicom_affine(sources, ordered[0].slices.shape[1:3], ordered[0].spacing_mm, thickness) if placed else None,
+        dicom_sources=sources,
+        windows=ordered[0].windows,
     )
 
 

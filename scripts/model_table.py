@@ -24,6 +24,13 @@ def main():
             split = f"{c['split']['n_val']} images, {c['split']['kind'].split(' (')[0]}"
         pre = c["preprocessing"]
         brighten = f", dark slices brightened ≤{pre['intensity']['max_gain']:g}×" if pre.get("intensity") else ""
+        if c["kind"] == "segmenter":  # what each segmenter is given: which sequences, one slice at a time
+            brighten = (f", {pre['sequence'].upper()} only" if pre.get("sequence") else ", pre-contrast + FLAIR + post-contrast") \
+                + ", 2-D" + brighten
+        shifted = c["metrics"].get("cross_source", {}).get("summary")
+        if shifted:
+            figs += (f"; other sources (held-out LGG FLAIR/T1, OASIS; n={shifted['n']}): sensitivity {shifted['sensitivity']:.3f}, "
+                     f"specificity {shifted['specificity']:.3f}, abstained {shifted['abstained']:.1%}")
         t = c["training"]
         print(f"| `{name}`{' (default)' if c.get('default') else ''} | {c['task']} | {c['architecture']} | "
               f"{pre['size'][0]} px × {pre['channels']} ch{', brain crop' if pre.get('crop') else ''}{brighten} | {c['params']:,} | "

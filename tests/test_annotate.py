@@ -42,3 +42,39 @@ def test_canvas_round_trip_with_brush_and_eraser():
 
 def test_hex():
     assert hex_to_rgb("#4fc3f7") == (79, 195, 247)
+
+
+# --------------------------------------------------------------------------- reading controls
+
+
+def test_window_level_and_zoom_box():
+    from mri_core.annotate import window_level, zoom_box
+
+    img = np.linspace(0, 1, 11, dtype=np.float32)
+    np.testing.assert_allclose(window_level(img), img, atol=1e-6)  # level 0.5, width 1: as it is
+    narrow = window_level(img, level=0.5, width=0.2)
+    assert narrow[0] == 0 and narrow[-1] == 1 and abs(narrow[5] - 0.5) < 1e-5
+    assert zoom_box((100, 200), 1.0) == (0, 100, 0, 200)
+    assert zoom_box((100, 200), 2.0) == (25, 75, 50, 150)
+    assert zoom_box((100, 200), 2.0, (0.0, 1.0)) == (0, 50, 100, 200)  # kept inside
+
+
+def test_scale_bar_and_orientation_marks():
+    from mri_core.annotate import orientation_marks, reading_view, scale_bar_mm
+    from mri_core.io import read_image
+    from factories import dicom_bytes, nifti_bytes, png_bytes
+
+    assert scale_bar_mm(500, 0.5) == 50.0 and scale_bar_mm(512, 0.9) == 50.0 and scale_bar_mm(256, 0.1) == 5.0
+    dcm = read_image(dicom_bytes((phantom() * 1000).astype(np.uint16), position=(0, 0, 0)), "a.dcm")
+    assert orientation_marks(dcm) == ("R", "L")  # IOP 1,0,0: columns run to the patient's left
+    nii = read_image(nifti_bytes(np.stack([phantom()] * 3, -1)), "v.nii")
+    assert orientation_marks(nii) == ("R", "L")
+    png = read_image(png_bytes((phantom() * 255).astype(np.uint8)), "a.png")
+    assert orientation_marks(png) is None
+    plain = reading_view(png.slices[0], out_side=192)
+    marked = reading_view(dcm.slices[0], spacing_mm=dcm.spacing_mm, marks=orientation_marks(dcm), out_side=192)
+    assert plain.shape == marked.shape == (192, 192, 3) and plain.dtype == np.uint8
+    yellow = (marked[..., 0] > 200) & (marked[..., 1] > 180) & (marked[..., 2] < 80)
+    assert yellow[:, :30].any() and yellow[:, -30:].any() and yellow[-30:].any()  # R, L and the scale bar
+    zoomed = reading_view(png.slices[0], zoom=2.0, out_side=192)
+    assert zoomed.shape == (192, 192, 3) and not np.array_equal(zoomed, plain)

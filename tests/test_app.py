@@ -101,7 +101,7 @@ def test_predict_lgg_volume_agrees_with_the_mask_page(tiny_models):
     stack = read_image(data, "volume.nii.gz")
     loaded = models.load(models.default_model("lgg", tiny_models), tiny_models)
     expected = inference.segment(loaded, list(stack.slices), volume=True)
-    for page, key, task_key in (("views/predict.py", "predict_lgg_upload", "predict_task"), ("views/mask.py", "mask_upload", None)):
+    for page, key, task_key in (("views/predict.py", "predict_upload", "predict_task"), ("views/mask.py", "mask_upload", None)):
         at = open_page(page)
         if task_key:
             at.radio(key=task_key).set_value("lgg").run()
@@ -122,25 +122,27 @@ def test_predict_lgg_volume_agrees_with_the_mask_page(tiny_models):
 )
 def test_predict_upload_formats(name, make):
     at = open_page("views/predict.py")
-    at.file_uploader(key="predict_brain_tumor_upload").upload(name, make()).run()
+    at.file_uploader(key="predict_upload").upload(name, make()).run()
     assert not at.exception
     assert "Prediction" in [m.label for m in at.metric]
     if name.endswith(".nii.gz"):
-        slider = at.slider(key=f"predict_slice_{name}")
-        slider.set_value(2).run()
+        slider = next(s for s in at.slider if s.label == "Slice")
+        assert (slider.min, slider.max) == (1, 3)  # numbered from 1, as in the reports
+        slider.set_value(3).run()
         assert not at.exception
 
 
-def test_predict_many_files_gives_table_and_csv():
+def test_predict_many_files_gives_table_and_csv(downloads):
     at = open_page("views/predict.py")
-    up = at.file_uploader(key="predict_brain_tumor_upload")
+    up = at.file_uploader(key="predict_upload")
     up.upload("a.png", gray_png(1)).upload("b.png", gray_png(2)).upload("broken.png", b"\x89PNG\r\n\x1a\nxx").run()
     assert not at.exception
     assert any("broken.png" in str(e.value) for e in at.error)
     table = at.dataframe[0].value
     assert list(table["file"]) == ["a.png", "b.png"]
-    assert {"prediction", "confidence", "uncertainty", "p_glioma"} <= set(table.columns)
-    assert at.get("download_button")
+    assert {"prediction", "confidence", "uncertainty", "reliable", "warnings"} <= set(table.columns)
+    header = downloads(at, "Download results (CSV)").decode().splitlines()[0].split(",")
+    assert {"prediction", "reliable", "reason", "warnings", "p_glioma", "p_notumor"} <= set(header)
     at.selectbox(key="predict_detail").set_value(1).run()
     assert not at.exception
 
@@ -149,7 +151,7 @@ def test_predict_lgg_many_slices_table():
     at = open_page("views/predict.py")
     at.radio(key="predict_task").set_value("lgg").run()
     rgb = lambda s: np.dstack([(phantom(seed=s) * 255).astype(np.uint8)] * 3)
-    up = at.file_uploader(key="predict_lgg_upload")
+    up = at.file_uploader(key="predict_upload")
     up.upload("x.png", png_bytes(rgb(1))).upload("y.png", png_bytes(rgb(2))).run()
     assert not at.exception
     assert {"tumor_probability", "area_px"} <= set(at.dataframe[0].value.columns)
@@ -157,7 +159,7 @@ def test_predict_lgg_many_slices_table():
 
 def test_patient_details_hidden_until_asked():
     at = open_page("views/predict.py")
-    at.file_uploader(key="predict_brain_tumor_upload").upload("p.dcm", dicom_bytes((phantom() * 900).astype(np.uint16))).run()
+    at.file_uploader(key="predict_upload").upload("p.dcm", dicom_bytes((phantom() * 900).astype(np.uint16))).run()
     assert "Doe^Jane" not in texts(at)
     at.toggle(key="predict_patient").set_value(True).run()
     assert "Doe^Jane" in texts(at)
@@ -166,47 +168,163 @@ def test_patient_details_hidden_until_asked():
 # --------------------------------------------------------------------------- mask
 
 
-def canvas_state(mask: np.ndarray) -> dict:
+def canvas_state(rgba: np.ndarray) -> dict:
     """What the canvas component sends back after a stroke: its drawing as a PNG data URL."""
-    rgba = np.zeros(mask.shape + (4,), np.uint8)
-    rgba[mask] = (0, 255, 0, 200)
     buf = io.BytesIO()
     Image.fromarray(rgba, "RGBA").save(buf, format="PNG")
     url = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
     return {"drawing": {"raw": {"objects": []}, "data": url}, "backgroundFit": None}
 
 
-def test_mask_page_controls_and_downloads():
-    at = open_page("views/mask.py")
-    assert not at.error
-    labels = [m.label for m in at.metric]
-    assert {"Area", "Longest diameter", "Perpendicular", "Lesions", "Dice with the ground truth"} <= set(labels)
-    at.slider(key="mask_opacity").set_value(0.8).run()
-    at.radio(key="mask_style").set_value("contour").run()
-    at.color_picker(key="mask_colour").set_value("#00aaff").run()
-    assert not at.exception
-    names = [b.proto.label for b in at.get("download_button")]
-    assert {"Mask (PNG)", "Masks (NIfTI)", "Report (text)"} <= set(names)
+@pytest.fixture
+def downloads(monkeypatch):
+    """The bytes behind a download button of the last AppTest run (its in-memory media store)."""
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+    from streamlit.testing.v1 import app_test
+
+    stores = []
+
+    class Recording(MemoryMediaFileStorage):
+        def __init__(self, *args, **kw):
+            super().__init__(*args, **kw)
+            stores.append(self)
+
+    monkeypatch.setattr(app_test, "MemoryMediaFileStorage", Recording)
+
+    def get(at: AppTest, label: str) -> bytes:
+        button = next(b for b in at.get("download_button") if b.proto.label == label)
+        file_id = button.proto.url.rsplit("/", 1)[1].split(".")[0]
+        return stores[-1].get_file(file_id).content
+
+    return get
 
 
-def test_mask_hand_correction_updates_measurements():
+def image_captions(at: AppTest) -> list[str]:
+    return [img.caption for im in at.get("image") for img in im.proto.imgs]
+
+
+def current_case(at: AppTest):
+    return at.session_state["cases"][at.session_state["case"]]
+
+
+def metric(at: AppTest, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def assert_everything_agrees(at: AppTest, downloads, expect_edited: bool) -> np.ndarray:
+    """Shown area, PNG, NIfTI, DICOM SEG (when offered) and the report all come from the case's mask."""
+    from mri_core import export
+    from mri_core.io import read_image
+    from mri_core.measure import measure
+
+    assert not at.exception, [e.value for e in at.exception]
+    case = current_case(at)
+    model = at.selectbox(key="mask_model").value
+    k = case.index
+    mask = case.mask(model, k)
+    assert case.edited(model, k) == expect_edited
+    m = measure(mask, case.stack.spacing_mm)
+    assert metric(at, "Area") == (f"{m.area_mm2:.0f} mm²" if m.area_mm2 is not None else f"{m.area_px} px")
+    caption = "Edited mask (by hand)" if expect_edited else "Model's mask"
+    assert caption in image_captions(at)
+    png = np.asarray(Image.open(io.BytesIO(downloads(at, "Mask (PNG)")))) == 255
+    np.testing.assert_array_equal(png, mask)
+    nifti = read_image(downloads(at, "Masks (NIfTI)"), "mask.nii.gz").slices > 0.5
+    np.testing.assert_array_equal(nifti, case.masks(model))
+    np.testing.assert_array_equal(nifti[k], mask)
+    if "DICOM SEG" in [b.proto.label for b in at.get("download_button")]:
+        from test_export import _decoded_seg_frames
+
+        _, frames = _decoded_seg_frames(downloads(at, "DICOM SEG"))  # frames in the SEG's order, each naming its source
+        slice_of = {str(ds.SOPInstanceUID): j for j, ds in enumerate(case.stack.dicom_sources)}
+        assert sorted(slice_of[uid] for uid, _, _ in frames) == list(range(case.stack.n_slices))
+        for uid, _, frame in frames:
+            np.testing.assert_array_equal(frame, case.mask(model, slice_of[uid]))
+    report = downloads(at, "Report (text)").decode()
+    assert report.rstrip() == at.code[0].value.rstrip()  # the report shown is the one downloaded
+    assert (f"Area: {m.area_px} px" in report or f"({m.area_px} px)" in report) if m.area_px else "No tumour" in report
+    assert ("edited by hand" in report) == expect_edited and ("automatic" in report) == (not expect_edited)
+    assert f"File: {case.name}" in report and "Date: " in report and f"Slice: {k + 1}" in report
+    assert export.mask_png(mask) == downloads(at, "Mask (PNG)")
+    return mask.copy()
+
+
+def draw(at: AppTest, previous: np.ndarray | None, rows: slice, cols: slice, tool: str) -> np.ndarray:
+    """A stroke on the page's canvas as the browser would send it back: the canvas as it stood
+    (its starting mask, painted by the page's own ``canvas_layer``, plus earlier strokes) and the new paint."""
+    from mri_core.annotate import canvas_layer, canvas_paints
+    from test_case import stroke
+
+    case = current_case(at)
+    model = at.selectbox(key="mask_model").value
+    colour, opacity = at.color_picker(key="mask_colour").value, at.slider(key="mask_opacity").value
+    if previous is None:
+        previous = canvas_layer(case.mask(model, case.index), 384, 384, colour, opacity)
+    brush, eraser = canvas_paints(colour, opacity)
+    rgba = stroke(previous, rows, cols, brush if tool == "brush" else eraser)
+    at.session_state[at.session_state["mask_canvas_key"]] = canvas_state(rgba)
+    at.run()
+    return rgba
+
+
+def test_mask_edits_stay_put_and_every_export_agrees(downloads):
     at = open_page("views/mask.py")
+    model_mask = assert_everything_agrees(at, downloads, expect_edited=False)
     at.toggle(key="mask_edit").set_value(True).run()
     assert not at.exception
-    at.radio(key="mask_tool").set_value("eraser").run()
+    first_key = at.session_state["mask_canvas_key"]
+    # the canvas sends its untouched drawing back (the canvas's own undo does this): nothing changes
+    draw(at, None, slice(0, 0), slice(0, 0), "brush")
+    np.testing.assert_array_equal(assert_everything_agrees(at, downloads, expect_edited=False), model_mask)
+    # brush: a 40 x 60 px block on the 384 px canvas
+    canvas = draw(at, None, slice(100, 140), slice(100, 160), "brush")
+    brushed = assert_everything_agrees(at, downloads, expect_edited=True)
+    assert brushed.sum() > model_mask.sum()
+    # reruns (a download click, a widget change) change nothing: the same canvas result is taken once
+    for _ in range(2):
+        at.run()
+        np.testing.assert_array_equal(assert_everything_agrees(at, downloads, expect_edited=True), brushed)
     at.slider(key="mask_brush").set_value(20).run()
-    # simulate a drawing: a 40 x 40 square on the 384 px canvas
-    drawn = np.zeros((384, 384), bool)
-    drawn[100:140, 100:140] = True
-    canvas_key = at.session_state["mask_canvas_key"]
-    at.session_state[canvas_key] = canvas_state(drawn)
+    np.testing.assert_array_equal(assert_everything_agrees(at, downloads, expect_edited=True), brushed)
+    # eraser over part of the stroke, on the same canvas
+    at.radio(key="mask_tool").set_value("eraser").run()
+    canvas = draw(at, canvas, slice(100, 140), slice(100, 120), "eraser")
+    erased = assert_everything_agrees(at, downloads, expect_edited=True)
+    assert 0 < erased.sum() < brushed.sum()
     at.run()
-    assert not at.exception
-    area = next(m for m in at.metric if m.label == "Area").value
-    # 40 canvas px on 384 = 26.7 slice px on a 256 px slice: about 711 px
-    assert area.endswith("px") and 600 <= int(area.split()[0]) <= 800
+    np.testing.assert_array_equal(assert_everything_agrees(at, downloads, expect_edited=True), erased)
+    # the app's undo steps back one edit, and the canvas starts again from the stored mask
+    at.button(key="mask_undo").click().run()
+    np.testing.assert_array_equal(assert_everything_agrees(at, downloads, expect_edited=True), brushed)
+    assert at.session_state["mask_canvas_key"] != first_key
+    # reset: the model's mask, the canvas cleared (a new key), the report automatic again
+    key_before_reset = at.session_state["mask_canvas_key"]
     at.button(key="mask_reset").click().run()
-    assert not at.exception
+    np.testing.assert_array_equal(assert_everything_agrees(at, downloads, expect_edited=False), model_mask)
+    assert at.session_state["mask_canvas_key"] != key_before_reset
+    for _ in range(2):  # and it stays there
+        at.run()
+        np.testing.assert_array_equal(assert_everything_agrees(at, downloads, expect_edited=False), model_mask)
+    # the model's own masks were never touched
+    case = current_case(at)
+    np.testing.assert_array_equal(case.model_mask(at.selectbox(key="mask_model").value, case.index), model_mask)
+
+
+def test_mask_edits_of_a_dicom_series_agree_with_its_seg(downloads):
+    at = open_page("views/mask.py")
+    up = at.file_uploader(key="mask_upload")
+    for z in range(3):
+        up.upload(f"s{z}.dcm", dicom_bytes((phantom(seed=z) * 1000).astype(np.uint16), position=(0, 0, 5.0 * z),
+                                           series_uid="1.2.826.0.1.3680043.8.498.91", instance=z + 1,
+                                           study_uid="1.2.826.0.1.3680043.8.498.92",
+                                           frame_of_reference_uid="1.2.826.0.1.3680043.8.498.93"))
+    up.run()
+    assert "DICOM SEG" in [b.proto.label for b in at.get("download_button")]
+    at.toggle(key="mask_edit").set_value(True).run()
+    draw(at, None, slice(50, 200), slice(50, 200), "brush")
+    assert_everything_agrees(at, downloads, expect_edited=True)
+    at.button(key="mask_reset").click().run()
+    assert_everything_agrees(at, downloads, expect_edited=False)
 
 
 def test_mask_ground_truth_upload_and_wrong_size():
@@ -263,7 +381,7 @@ def test_mask_joins_uploaded_slices_into_a_volume():
     shown = texts(at)
     assert "3 files joined into one volume, ordered by file name (patient_1.png … patient_10.png)" in shown
     assert "only the main connected 3-D lesion" in shown
-    assert [sl.max for sl in at.slider if sl.label == "Slice"] == [2]
+    assert [sl.max for sl in at.slider if sl.label == "Slice"] == [3]
     assert "Masks (NIfTI)" in [b.proto.label for b in at.get("download_button")]
 
 
@@ -297,7 +415,7 @@ def test_compare_on_a_folder(synthetic_data):
     at.text_input(key="cmp_folder").input(str(synthetic_data["brain_tumor"])).run()
     assert not at.exception and not at.error
     assert "24 images" in texts(at)
-    at.multiselect(key="cmp_models").set_value([]).run()
+    at.multiselect(key="cmp_models_brain_tumor").set_value([]).run()
     assert not at.exception
 
 
@@ -323,5 +441,226 @@ def test_activation_viewer_every_control():
 
 def test_activation_viewer_upload():
     at = open_page("views/activations.py")
-    at.file_uploader(key="act_brain_tumor_upload").upload("x.png", gray_png(3)).run()
+    at.file_uploader(key="act_upload").upload("x.png", gray_png(3)).run()
     assert not at.exception and not at.error
+
+
+# --------------------------------------------------------------------------- issue 21: one case across pages
+
+
+def test_open_the_mask_editor_on_the_uploaded_scan_at_the_same_slice():
+    data = nifti_bytes(np.stack([phantom(seed=40 + i) for i in range(5)], axis=-1), gz=True)
+    at = open_page("views/predict.py")
+    at.radio(key="predict_task").set_value("lgg").run()
+    at.file_uploader(key="predict_upload").upload("patient.nii.gz", data).run()
+    next(s for s in at.slider if s.label == "Slice").set_value(2).run()
+    assert not at.exception
+    link = next(e for e in at.get("page_link"))
+    assert "patient.nii.gz, slice 2" in link.proto.label
+    at.switch_page("views/mask.py").run()  # what the link does
+    assert not at.exception and not at.error
+    text = texts(at)
+    assert "Reading **patient.nii.gz**" in text and "Bundled sample" not in text
+    assert next(s for s in at.slider if s.label == "Slice").value == 2
+    assert "Slice 2 of 5" in image_captions(at)
+    assert current_case(at).name == "patient.nii.gz"
+
+
+def test_switching_the_task_keeps_the_upload():
+    at = open_page("views/predict.py")
+    at.file_uploader(key="predict_upload").upload("mine.png", gray_png(41)).run()
+    assert at.subheader[0].value == "mine.png"
+    at.radio(key="predict_task").set_value("alzheimer").run()
+    assert not at.exception and at.subheader[0].value == "mine.png"
+    at.radio(key="predict_task").set_value("lgg").run()
+    assert not at.exception and at.subheader[0].value == "mine.png"
+
+
+def test_the_open_scan_can_be_closed_for_the_samples():
+    at = open_page("views/predict.py")
+    at.file_uploader(key="predict_upload").upload("mine.png", gray_png(42)).run()
+    at.switch_page("views/activations.py").run()
+    assert not at.exception and "Reading **mine.png**" in texts(at)
+    at.button(key="act_brain_tumor_close").click().run()
+    assert not at.exception and at.selectbox(key="act_brain_tumor_sample")
+
+
+def test_activation_viewer_on_the_segmenter_default_layer_has_no_channel_slider():
+    # The LGG default layer, `mask`, has one channel: a 0..0 slider is refused by Streamlit.
+    at = open_page("views/activations.py")
+    at.radio(key="act_task").set_value("lgg").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.selectbox(key="act_layer_lgg_unet_lite_True").value == "mask"
+    assert not [s for s in at.slider if str(s.key).startswith("act_channel_")]
+    assert "single channel" in texts(at)
+
+
+def test_compare_keeps_its_models_after_a_task_change():
+    at = open_page("views/compare.py")
+    at.radio(key="cmp_task").set_value("alzheimer").run()
+    assert not at.exception
+    box = at.multiselect(key="cmp_models_alzheimer")
+    assert box.value == ["alzheimer_mri_sepnet"]
+    assert at.get("plotly_chart") and "not a measure of the models" in texts(at)
+    at.multiselect(key="cmp_models_alzheimer").set_value([]).run()
+    assert "Choose one model or more" in texts(at)
+
+
+def test_compare_shows_no_server_path(synthetic_data):
+    at = open_page("views/compare.py")
+    shown = texts(at)
+    assert "/samples" not in shown and str(Path(APP).parent) not in shown
+    at.radio(key="cmp_source").set_value("a folder on this server").run()
+    at.text_input(key="cmp_folder").input(str(synthetic_data["brain_tumor"])).run()
+    assert "24 images from the chosen folder" in texts(at)
+    assert str(synthetic_data["brain_tumor"]) not in texts(at).replace(at.text_input(key="cmp_folder").value, "")
+
+
+# --------------------------------------------------------------------------- issue 21: abstention, warnings, names
+
+
+@pytest.fixture
+def abstaining(monkeypatch):
+    """The core's abstention (built in the cross-source issue) on the real tiny model's predictions."""
+    from mri_core import inference
+
+    real = inference.classify_inputs
+
+    def classify_inputs(loaded, x, tta=True):
+        preds = real(loaded, x, tta)
+        for p in preds:
+            p.reliable, p.reason = False, "This image's features are far from every training image (test reason)."
+        return preds
+
+    monkeypatch.setattr(inference, "classify_inputs", classify_inputs)
+
+
+def test_abstention_comes_first_and_the_call_only_on_request(abstaining):
+    at = open_page("views/predict.py")
+    at.file_uploader(key="predict_upload").upload("gradient.png", gray_png(43)).run()
+    assert not at.exception
+    assert "cannot judge this image" in at.error[0].value and "(test reason)" in at.error[0].value
+    labels = [m.label for m in at.metric]
+    assert "Prediction" not in labels and metric(at, "Result") == "No call"
+    assert not at.get("plotly_chart")  # probabilities hidden until asked
+    order = [type(e).__name__ for e in _walk(at.main)]
+    assert order.index("Error") < order.index("Metric")  # the abstention box comes before anything else
+    at.toggle(key=next(t.key for t in at.toggle if str(t.key).startswith("predict_show_probs_"))).set_value(True).run()
+    assert at.get("plotly_chart") and "Top class, not a call" in texts(at)
+
+
+def test_warnings_are_above_the_call():
+    at = open_page("views/predict.py")
+    colour = np.dstack([np.linspace(0, 1, 120)[None].repeat(120, 0)] * 2 + [np.linspace(1, 0, 120)[:, None].repeat(120, 1)])
+    at.file_uploader(key="predict_upload").upload("gradient.png", png_bytes((colour * 255).astype(np.uint8))).run()
+    assert at.warning, "a colour gradient gets warnings"
+    order = [type(e).__name__ for e in _walk(at.main)]
+    assert order.index("Warning") < order.index("Metric")
+
+
+def _walk(node):
+    children = getattr(node, "children", None)
+    if not children:
+        yield node
+        return
+    for key in sorted(children):
+        yield from _walk(children[key])
+
+
+def test_readable_class_names_and_dementia_stages_in_order():
+    at = open_page("views/predict.py")
+    at.radio(key="predict_task").set_value("alzheimer").run()
+    assert metric(at, "Prediction") in {"non-demented", "very mild dementia", "mild dementia", "moderate dementia"}
+    bars = at.get("plotly_chart")[0].proto.spec
+    import json
+    y = json.loads(bars)["data"][0]["y"]
+    assert y[::-1] == ["non-demented", "very mild dementia", "mild dementia", "moderate dementia"]
+
+
+def test_batch_table_has_abstention_and_warnings_and_is_not_scored_again(monkeypatch):
+    from mri_core import inference
+
+    calls = []
+    real = inference.classify
+    monkeypatch.setattr(inference, "classify", lambda *a, **k: calls.append(1) or real(*a, **k))
+    at = open_page("views/predict.py")
+    up = at.file_uploader(key="predict_upload")
+    up.upload("c1.png", gray_png(51)).upload("c2.png", gray_png(52)).run()
+    table = at.dataframe[0].value
+    assert {"reliable", "reason", "warnings", "prediction"} <= set(table.columns)
+    assert list(table["slice"]) == [1, 1]
+    scored = len(calls)
+    assert scored == 2
+    at.run()  # what a click on the CSV download did (it now does not even rerun)
+    at.selectbox(key="predict_detail").set_value(1).run()
+    assert len(calls) == scored, "a rerun scored the files again"
+    button = next(b for b in at.get("download_button") if b.proto.label == "Download results (CSV)")
+    assert button.proto.ignore_rerun
+
+
+def test_one_slice_ground_truth_on_a_volume_gives_a_message_not_dice_zero():
+    data = nifti_bytes(np.stack([phantom(seed=60 + i) for i in range(5)], axis=-1), gz=True)
+    at = open_page("views/mask.py")
+    at.file_uploader(key="mask_upload").upload("vol.nii.gz", data).run()
+    h, w = current_case(at).stack.slices.shape[1:3]
+    truth = np.zeros((h, w), np.uint8)
+    truth[20:40, 20:40] = 255
+    at.file_uploader(key="mask_truth").upload("gt.png", png_bytes(truth)).run()
+    assert "Dice with the ground truth" in [m.label for m in at.metric]  # on the slice it was given for (3)
+    next(s for s in at.slider if s.label == "Slice").set_value(1).run()
+    assert not at.exception
+    assert "Dice with the ground truth" not in [m.label for m in at.metric]
+    assert "compared with slice 3; this is slice 1" in texts(at)
+    next(s for s in at.slider if s.label == "Slice").set_value(3).run()
+    assert "Dice with the ground truth" in [m.label for m in at.metric]
+
+
+# --------------------------------------------------------------------------- issue 21: report, reading controls
+
+
+def test_reading_controls_and_pdf_report_on_a_dicom():
+    at = open_page("views/mask.py")
+    at.file_uploader(key="mask_upload").upload("w.dcm", dicom_bytes((phantom(seed=70) * 1000).astype(np.uint16),
+                                                                     window=(500.0, 1000.0), position=(0, 0, 0))).run()
+    assert not at.exception
+    assert at.selectbox(key="mask_read_preset").options == ["as read", "window 1"]
+    at.selectbox(key="mask_read_preset").set_value("window 1").run()
+    at.slider(key="mask_read_zoom").set_value(2.0).run()
+    at.slider(key="mask_read_cx").set_value(0.3).run()
+    assert not at.exception
+    names = [b.proto.label for b in at.get("download_button")]
+    assert "Report (PDF)" in names
+    assert at.toggle(key="dl_pdf_patient").value is False  # identifiers stay out unless turned on
+    at.switch_page("views/predict.py").run()
+    assert not at.exception and "Report (PDF)" in [b.proto.label for b in at.get("download_button")]
+    at.slider(key="predict_read_level_as read").set_value(0.3).run()
+    assert not at.exception
+
+
+def test_removing_the_upload_closes_the_scan():
+    at = open_page("views/predict.py")
+    at.file_uploader(key="predict_upload").upload("gone.png", gray_png(44)).run()
+    assert at.subheader[0].value == "gone.png"
+    at.file_uploader(key="predict_upload").set_value([]).run()
+    assert not at.exception and "Reading **gone.png**" not in texts(at)
+    assert at.selectbox(key="predict_brain_tumor_sample")
+
+
+def test_a_page_run_keeps_the_shared_keras_state():
+    # Streamlit clears Keras's session after every run (gc.collect and TensorFlow's kernel
+    # cache: 1.5 s a rerun on the predict page); app.py keeps the shared models' state.
+    import keras
+
+    before = keras.backend.get_uid("issue21_probe")
+    at = open_page("views/predict.py")
+    at.run()
+    assert keras.backend.get_uid("issue21_probe") == before + 1
+
+
+def test_compare_on_a_folder_that_is_not_a_data_set(tmp_path):
+    at = open_page("views/compare.py")
+    at.radio(key="cmp_task").set_value("lgg").run()
+    at.radio(key="cmp_source").set_value("a folder on this server").run()
+    at.text_input(key="cmp_folder").input(str(tmp_path)).run()
+    assert not at.exception
+    assert at.error and str(tmp_path) not in at.error[0].value

@@ -187,7 +187,7 @@ def test_server_config_keeps_data_and_tracebacks_in():
 
 # --------------------------------------------------------------------------- the predict page
 
-UPLOAD_KEY = "predict_{task}_upload"
+UPLOAD_KEY = "predict_upload"
 
 
 @pytest.fixture
@@ -204,8 +204,7 @@ def predict_page(use_tiny_models):
 
 
 def uploader(at):
-    task = at.radio(key="predict_task").value
-    return at.file_uploader(key=UPLOAD_KEY.format(task=task))
+    return at.file_uploader(key=UPLOAD_KEY)
 
 
 def upload(at, files: list[tuple[str, bytes]]):

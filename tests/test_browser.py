@@ -28,6 +28,7 @@ SHOTS = ROOT / "test-artifacts" / "browser"
 SAMPLES = ROOT / "samples"
 WAIT_MS = 120_000  # Chromium and TensorFlow share 2 busy cores
 BROKEN = b"\x89PNG\r\n\x1a\nxx"
+CALLS = {"glioma", "meningioma", "no tumour", "pituitary"}  # the readable names the page shows
 
 if not Path(CHROMIUM).exists():
     pytest.skip(f"no Chromium at {CHROMIUM}", allow_module_level=True)
@@ -118,7 +119,7 @@ def test_upload_gives_prediction_and_gradcam(app, page):
     result = page.wait_for_function(RESULT_JS, arg=scan.name, timeout=WAIT_MS, polling=200).json_value()
     assert result["errors"] == []
     label = result["prediction"]
-    assert label in {"glioma", "meningioma", "notumor", "pituitary"}
+    assert label in CALLS
     expect(page.locator('[data-testid="stFileChipName"]')).to_have_text([scan.name])
     expect(page.locator("h3").first).to_have_text(scan.name)
     expect(page.locator('[data-testid="stImageCaption"]', has_text="Grad-CAM for")).to_contain_text(f"“{label}”")
@@ -182,7 +183,7 @@ def test_broken_file_is_named_and_page_stays_usable(app, page):
                         .some(c => c.innerText.startsWith('Grad-CAM for'));
                     return v !== null && cam ? v : null; }}""",
         timeout=WAIT_MS, polling=200).json_value()
-    assert label in {"glioma", "meningioma", "notumor", "pituitary"}
+    assert label in CALLS
     expect(page.locator('[data-testid="stFileChipName"]')).to_have_text(["broken.png", scan.name])
     expect(error).to_contain_text("broken.png")  # still said, next to the good file's result
     expect(page.locator("h3").first).to_have_text(scan.name)  # the one readable file, shown in full
@@ -206,3 +207,86 @@ def test_deep_link_on_a_fresh_server_uses_the_apps_navigation(use_tiny_models, b
             assert page.title() == "MRI Insight"
         finally:
             context.close()
+
+
+def _stroke(page, canvas, x0: float, x1: float, y: float) -> None:
+    box = canvas.bounding_box()
+    page.mouse.move(box["x"] + box["width"] * x0, box["y"] + box["height"] * y)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * x1, box["y"] + box["height"] * (y + 0.05), steps=15)
+    page.mouse.up()
+
+
+def _area_after(page, before: str) -> str:
+    return page.wait_for_function(
+        f"(before) => {{ const v = ({METRIC_JS})('Area'); return v !== null && v !== before ? v : null; }}",
+        arg=before, timeout=WAIT_MS, polling=200).json_value()
+
+
+def _downloads_agree(page, area: str, tmp_path, tag: str) -> None:
+    """The PNG, NIfTI and report the page offers now all hold the mask whose area is shown."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from mri_core.io import read_image
+
+    px = int(area.split()[0].replace(",", ""))
+    got = {}
+    for key in ("dl_png", "dl_nii", "dl_report"):
+        with page.expect_download(timeout=WAIT_MS) as d:
+            page.locator(f".st-key-{key} button").click()
+        got[key] = Path(d.value.path()).read_bytes()
+        (tmp_path / f"{tag}_{d.value.suggested_filename}").write_bytes(got[key])
+    png = np.asarray(Image.open(io.BytesIO(got["dl_png"]))) == 255
+    nii = read_image(got["dl_nii"], "mask.nii.gz").slices > 0.5
+    report = got["dl_report"].decode()
+    assert int(png.sum()) == px, (area, int(png.sum()))
+    assert int(nii.sum()) == px and np.array_equal(nii[0], png)
+    assert (f"Area: {px} px" in report) if px else ("No tumour" in report), report
+
+
+def _stays(page, area: str, seconds: float = 3.0) -> None:
+    """No flip-flop and no change after a download: the settled area stays the same."""
+    page.wait_for_function(IDLE, timeout=WAIT_MS, polling=200)
+    for _ in range(int(seconds / 0.5)):
+        page.wait_for_timeout(500)
+        now = page.evaluate(METRIC_JS, "Area")
+        assert now in (None, area), (area, now)  # None: a rerun in progress
+    assert page.wait_for_function(f"() => ({METRIC_JS})('Area')", timeout=WAIT_MS, polling=200).json_value() == area
+
+
+def test_mask_brush_eraser_reset_and_downloads_agree_pixel_for_pixel(app, page, tmp_path):
+    page.goto(app + "/mask", timeout=WAIT_MS)
+    model_area = page.wait_for_function(METRIC_JS, arg="Area", timeout=WAIT_MS, polling=200).json_value()
+    _downloads_agree(page, model_area, tmp_path, "model")
+    page.get_by_text("Correct by hand", exact=True).click()
+    canvas = page.locator('[class*="st-key-mask_canvas_"] canvas.upper-canvas')
+    expect(canvas).to_be_visible()
+    page.wait_for_function(IDLE, timeout=WAIT_MS, polling=200)
+    _stays(page, model_area)  # turning editing on changes nothing
+
+    _stroke(page, canvas, 0.15, 0.85, 0.3)  # brush
+    brushed = _area_after(page, model_area)
+    expect(page.locator('[data-testid="stImageCaption"]', has_text="Edited mask")).to_be_visible()
+    _stays(page, brushed)
+    _downloads_agree(page, brushed, tmp_path, "brush")
+    _stays(page, brushed)  # the downloads changed nothing
+
+    page.locator(".st-key-mask_tool").get_by_text("eraser", exact=True).click()
+    page.wait_for_function(IDLE, timeout=WAIT_MS, polling=200)
+    canvas = page.locator('[class*="st-key-mask_canvas_"] canvas.upper-canvas')
+    _stroke(page, canvas, 0.1, 0.5, 0.28)  # eraser over part of the stroke
+    erased = _area_after(page, brushed)
+    assert int(erased.split()[0]) < int(brushed.split()[0]), (brushed, erased)
+    _stays(page, erased)
+    _downloads_agree(page, erased, tmp_path, "eraser")
+
+    page.locator(".st-key-mask_reset button").click()
+    assert _area_after(page, erased) == model_area
+    expect(page.locator('[data-testid="stImageCaption"]', has_text="Model's mask")).to_be_visible()
+    _stays(page, model_area)
+    _downloads_agree(page, model_area, tmp_path, "reset")
+    _stays(page, model_area)
+    no_exception(page)

@@ -21,3 +21,11 @@ def test_evaluate_and_disagree(tiny_models, synthetic_data):
 def test_segmenters(tiny_models, synthetic_data):
     out = compare.evaluate_segmenters([load("lgg_unet_lite", tiny_models)], synthetic_data["lgg"])
     assert 0 <= out["lgg_unet_lite"]["dice_patient_mean"] <= 1
+
+
+def test_count_images(synthetic_data):
+    from mri_core.compare import count_images
+    from mri_core.tasks import TASKS
+
+    assert count_images(synthetic_data["brain_tumor"], list(TASKS["brain_tumor"].class_names)) == 24
+    assert count_images(synthetic_data["lgg"], None) == 20

@@ -156,16 +156,33 @@ def test_mask_nifti_header_is_clean_and_uint8(series_stack):
         assert value.encode() not in raw
 
 
-def test_mask_nifti_without_affine_uses_spacing_in_the_radiological_convention(series_stack):
+def test_mask_nifti_of_a_dicom_series_lies_where_the_series_does(series_stack):
+    import nibabel as nib
+
     masks = _masks(series_stack.slices.shape)
     img = _load_nifti(export.mask_nifti(masks, series_stack))
-    # Pixel spacing 0.5 mm, slices 5 mm apart: a diagonal (RAS+) affine.
-    np.testing.assert_allclose(img.affine, np.diag([0.5, 0.5, 5.0, 1.0]))
+    # Pixel spacing 0.5 mm, slices 5 mm apart, axial: a diagonal (RAS+) rotation and zoom ...
+    np.testing.assert_allclose(img.affine[:3, :3], np.diag([0.5, 0.5, 5.0]))
     n, h, w = masks.shape
     vol = np.asarray(img.dataobj)
     assert vol.shape == (w, h, n)
     k, r, c = 0, 10, 30  # painted; columns run to the patient's left, rows to posterior
     assert masks[k, r, c] and vol[w - 1 - c, h - 1 - r, k] == 1
+    # ... and every painted voxel where DICOM puts its pixel (IPP + c * dc * X + r * dr * Y, LPS),
+    # so the mask overlays a standard conversion of the series (origin 0 did not).
+    for k, r, c in np.argwhere(masks):
+        ds = series_stack.dicom_sources[k]
+        iop = np.asarray(ds.ImageOrientationPatient, float)
+        dr, dc = (float(v) for v in ds.PixelSpacing)
+        lps = np.asarray(ds.ImagePositionPatient, float) + c * dc * iop[:3] + r * dr * iop[3:]
+        ras = nib.affines.apply_affine(img.affine, [w - 1 - c, h - 1 - r, k])
+        np.testing.assert_allclose(ras, lps * [-1, -1, 1], atol=1e-6)
+
+
+def test_mask_nifti_without_geometry_uses_spacing_in_the_radiological_convention():
+    stack = read_image(png_bytes((phantom() * 255).astype(np.uint8)), "a.png")
+    img = _load_nifti(export.mask_nifti(_masks(stack.slices.shape), stack))
+    np.testing.assert_allclose(img.affine, np.eye(4))
 
 
 @pytest.mark.parametrize("kind", ["png", "dicom", "nifti"])

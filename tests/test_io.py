@@ -288,3 +288,19 @@ def test_join_slices_orders_by_file_name_and_refuses_mixed_sizes():
         mio.join_slices([("a.png", a)])
     with pytest.raises(UnreadableImage, match="already holds a stack"):
         mio.join_slices([("a.png", a), ("v.png", vol)])
+
+
+def test_dicom_window_presets_in_slice_units():
+    from factories import dicom_bytes
+    from pydicom import dcmread
+    import io as _io
+
+    data = dicom_bytes((phantom() * 1000).astype(np.uint16), window=(500.0, 1000.0))
+    ds = dcmread(_io.BytesIO(data))
+    ds.WindowCenter, ds.WindowWidth = [500.0, 250.0], [1000.0, 500.0]
+    ds.WindowCenterWidthExplanation = ["FULL", "NARROW"]
+    buf = _io.BytesIO()
+    ds.save_as(buf)
+    stack = read_image(buf.getvalue(), "w.dcm")
+    assert stack.windows == [("FULL", 0.5, 1.0), ("NARROW", 0.25, 0.5)]
+    assert read_image(dicom_bytes((phantom() * 1000).astype(np.uint16)), "n.dcm").windows == []

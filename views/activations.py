@@ -7,19 +7,20 @@ import streamlit as st
 
 from mri_core import explain, inference
 from mri_core.preprocess import prepare
-from views.common import DISCLAIMER, choose_inputs, model_picker, show_errors, slice_picker, task_picker
+from mri_core.display import display_name
+from views.common import DISCLAIMER, choose_inputs, model_picker, open_case, show_errors, slice_picker, task_picker
 
 st.title("Activation viewer")
 st.caption(DISCLAIMER)
 
 task = task_picker("act_task")
 loaded = model_picker(task, key=f"act_model_{task}")
-inputs = show_errors(choose_inputs(task, key=f"act_{task}", multiple=False))
+inputs = show_errors(choose_inputs(task, key=f"act_{task}", multiple=False, upload_key="act"))
 if not inputs:
     st.stop()
-item = inputs[0]
-index = slice_picker(item.stack, key=f"act_slice_{item.label}")
-image = item.stack.slice(index)
+case = open_case(inputs[0])
+index = slice_picker(case, key="act_slice")
+image = case.stack.slice(index)
 x = prepare(image, loaded.preprocessing)
 
 layers = explain.spatial_layers(loaded.keras_model)
@@ -36,7 +37,11 @@ st.caption(f"`{layer}`: {c} channels of {w}x{h}")
 left, right = st.columns([1.4, 1])
 left.image(explain.feature_grid(maps, max_channels=64), caption=f"Feature maps (first {min(c, 64)} of {c})",
            width="stretch", clamp=True)
-channel = right.slider("Channel", 0, c - 1, int(np.argmax(maps.mean(axis=(0, 1)))), key=f"act_channel_{loaded.name}_{layer}")
+if c > 1:
+    channel = right.slider("Channel", 0, c - 1, int(np.argmax(maps.mean(axis=(0, 1)))), key=f"act_channel_{loaded.name}_{layer}")
+else:  # one channel (e.g. the segmenter's `mask` output): nothing to choose, and a 0..0 slider is refused
+    channel = 0
+    right.caption("This layer has a single channel.")
 one = maps[..., channel]
 lo, hi = float(one.min()), float(one.max())
 right.image(explain.colormap((one - lo) / (hi - lo) if hi > lo else np.zeros_like(one)),
@@ -46,7 +51,7 @@ st.subheader("Grad-CAM at this layer")
 if loaded.kind == "classifier":
     pred = inference.classify_inputs(loaded, x[None])[0]
     target = st.selectbox("Explain the class", range(len(loaded.class_names)), index=pred.index,
-                          format_func=lambda i: f"{loaded.class_names[i]} ({pred.probs[i]:.0%})", key="act_target")
+                          format_func=lambda i: f"{display_name(loaded.class_names[i])} ({pred.probs[i]:.0%})", key="act_target")
     heat = explain.gradcam(loaded, x, target, layer_name=layer)
 else:
     heat = explain.gradcam(loaded, x, layer_name=layer)

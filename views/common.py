@@ -13,7 +13,10 @@ import numpy as np
 import streamlit as st
 
 from mri_core import inference, models
+from mri_core.case import Case, content_key
+from mri_core.display import display_name
 from mri_core.io import ImageStack, UnreadableImage, read_images
+from mri_core.report import CaseReport
 from mri_core.samples import list_samples
 from mri_core.tasks import TASKS
 
@@ -57,9 +60,21 @@ def model_picker(task: str, key: str, label: str = "Model") -> models.LoadedMode
     return get_model(name)
 
 
-@st.cache_data(show_spinner="Reading files…", max_entries=32)
-def _read(files: tuple[tuple[str, bytes], ...]) -> list[tuple[str, ImageStack | UnreadableImage]]:
-    return read_images(list(files))
+MAX_CASES = 3  # cases kept per session (the current one and the last two files looked at): bounded memory
+
+
+@st.cache_data(show_spinner="Reading files…", max_entries=8)
+def _read(files: tuple[tuple[str, bytes], ...]) -> list[tuple[str, ImageStack | UnreadableImage, str]]:
+    """(label, stack or error, content key) per result; a series joined from several files is
+    keyed by the hash of its pixels and geometry, a single file by the hash of its bytes."""
+    by_name = {name: content_key([data]) for name, data in files}
+    out = []
+    for label, result in read_images(list(files)):
+        key = by_name.get(label)
+        if key is None and isinstance(result, ImageStack):
+            key = content_key([result.slices.tobytes(), repr((result.spacing_mm, result.slice_thickness_mm)).encode()])
+        out.append((label, result, key or ""))
+    return out
 
 
 @dataclass
@@ -69,14 +84,48 @@ class Input:
     error: str | None = None
     truth: str | None = None  # known answer, for bundled samples
     mask_path: str | None = None  # ground-truth mask, for bundled LGG samples
+    key: str = ""  # content hash: the case's key
+    sample: bool = False
 
 
-def choose_inputs(task: str, key: str, multiple: bool = True) -> list[Input]:
-    """Uploaded files (any format, DICOM series grouped), or a bundled sample when none is given."""
+def current_case() -> Case | None:
+    """The case this session is reading (the last file opened on any page), or None."""
+    return st.session_state.get("cases", {}).get(st.session_state.get("case"))
+
+
+def open_case(item: Input) -> Case:
+    """The session's case for ``item`` (made on first sight), now the current one: every page
+    reads the same scan, slice, masks and edits from it."""
+    cases: dict[str, Case] = st.session_state.setdefault("cases", {})
+    case = cases.pop(item.key, None)
+    if case is None:
+        case = Case(item.key, item.label, item.stack, index=item.stack.n_slices // 2, sample=item.sample,
+                    truth=item.truth, truth_mask_path=item.mask_path)
+    cases[item.key] = case  # most recent last
+    while len(cases) > MAX_CASES:
+        cases.pop(next(iter(cases)))
+    st.session_state["case"] = item.key
+    return case
+
+
+def _uploads_changed(widget_key: str) -> None:
+    """The user emptied the uploader (a file's ✕): the scan it held is closed too. Leaving the
+    page drops the widget's files without this call, so the scan stays open across pages."""
+    if not st.session_state.get(widget_key):
+        case = current_case()
+        if case is not None and not case.sample:
+            st.session_state.pop("case", None)
+
+
+def choose_inputs(task: str, key: str, multiple: bool = True, upload_key: str | None = None) -> list[Input]:
+    """Uploaded files (any format, DICOM series grouped); else the scan this session has open
+    (from any page, until closed); else a bundled sample. ``upload_key``: the uploader's key
+    prefix when it must outlive a task switch (default ``key``)."""
     uploads = st.file_uploader(
         "Drop MRI slices here (PNG, JPEG, TIFF, BMP, DICOM, NIfTI)",
         accept_multiple_files=multiple,
-        key=f"{key}_upload",
+        key=f"{upload_key or key}_upload",
+        on_change=_uploads_changed, args=(f"{upload_key or key}_upload",),
         help="Files are read in memory and never stored. Several DICOM files of one series become one stack.",
     )
     if uploads and not multiple:
@@ -84,20 +133,32 @@ def choose_inputs(task: str, key: str, multiple: bool = True) -> list[Input]:
     if uploads:
         files = tuple((u.name, u.getvalue()) for u in uploads)
         return [
-            Input(label, None, str(result)) if isinstance(result, UnreadableImage) else Input(label, result)
-            for label, result in _read(files)
+            Input(label, None, str(result)) if isinstance(result, UnreadableImage) else Input(label, result, key=key)
+            for label, result, key in _read(files)
         ]
+    case = current_case()
+    if case is not None and not case.sample:
+        # The scan opened on another page (or before a task switch) stays open until closed.
+        c1, c2 = st.columns([4, 1])
+        c1.info(f"Reading **{case.name}** from this session (slice {case.index + 1} of {case.stack.n_slices}). "
+                "Drop another file above to read it instead.")
+        if not c2.button("Close this scan", key=f"{key}_close"):
+            return [Input(case.name, case.stack, key=case.key, truth=case.truth, mask_path=case.truth_mask_path)]
+        st.session_state.pop("case", None)
     samples = list_samples(task)
     if not samples:
         st.info("Upload a file to begin.")
         return []
-    pick = st.selectbox("…or try a bundled sample (from our validation split)", range(len(samples)),
-                        format_func=lambda i: samples[i].label, key=f"{key}_sample")
+    names = [s.path.name for s in samples]
+    start = names.index(case.name) if case is not None and case.name in names else 0  # the sample another page showed
+    pick = st.selectbox("…or try a bundled sample (from our validation split)", range(len(samples)), index=start,
+                        format_func=lambda i: f"{samples[i].path.name} ({display_name(samples[i].truth)})", key=f"{key}_sample")
     s = samples[pick]
-    (_, result), = _read(((s.path.name, s.path.read_bytes()),))
+    (_, result, k), = _read(((s.path.name, s.path.read_bytes()),))
     if isinstance(result, UnreadableImage):
         return [Input(s.path.name, None, str(result))]
-    return [Input(s.path.name, result, truth=s.truth, mask_path=str(s.mask_path) if s.mask_path else None)]
+    return [Input(s.path.name, result, truth=s.truth, mask_path=str(s.mask_path) if s.mask_path else None, key=k,
+                  sample=True)]
 
 
 def show_errors(inputs: list[Input]) -> list[Input]:
@@ -108,10 +169,14 @@ def show_errors(inputs: list[Input]) -> list[Input]:
     return [i for i in inputs if i.stack is not None]
 
 
-def slice_picker(stack: ImageStack, key: str) -> int:
-    if stack.n_slices == 1:
+def slice_picker(case: Case, key: str) -> int:
+    """The case's slice, chosen on a slider numbered from 1 as in the reports; every page moves
+    the same case's slice. Returns the 0-based index."""
+    n = case.stack.n_slices
+    if n == 1:
         return 0
-    return st.slider("Slice", 0, stack.n_slices - 1, stack.n_slices // 2, key=key)
+    case.index = st.slider("Slice", 1, n, case.index + 1, key=f"{key}_{case.key[:12]}") - 1
+    return case.index
 
 
 def show_notes(stack: ImageStack) -> None:
@@ -134,21 +199,70 @@ def as_display(image: np.ndarray) -> np.ndarray:
     return np.clip(image, 0.0, 1.0)
 
 
-def stack_key(label: str, stack: ImageStack) -> str:
-    """Identifies an uploaded file's pixels across reruns (edits and caches are keyed by it)."""
-    return f"{label}-{stack.slices.shape}-{float(stack.slices.mean()):.6f}"
-
-
 @st.cache_data(show_spinner="Segmenting…", max_entries=16)
-def _segment_volume(_loaded: models.LoadedModel, _stack: ImageStack, stack_id: str, model_path: str):
+def _segment_volume(_loaded: models.LoadedModel, _stack: ImageStack, content: str, model_path: str):
     preds = inference.segment(_loaded, [_stack.slice(k) for k in range(_stack.n_slices)], volume=True)
     return np.stack([p.mask for p in preds]), np.asarray([p.tumor_probability for p in preds])
 
 
-def segment_volume(loaded: models.LoadedModel, stack: ImageStack, stack_id: str) -> tuple[np.ndarray, np.ndarray]:
+def segment_volume(loaded: models.LoadedModel, stack: ImageStack, content: str) -> tuple[np.ndarray, np.ndarray]:
     """Masks (n, H, W) and tumour probabilities of a whole file segmented as one volume (its
-    main lesion kept), cached per file and model so the slice slider does not recompute it."""
-    return _segment_volume(loaded, stack, stack_id, str(loaded.path))
+    main lesion kept), cached per content hash and model so the slice slider does not recompute it."""
+    return _segment_volume(loaded, stack, content, str(loaded.path))
+
+
+def case_segmentation(case: Case, loaded: models.LoadedModel) -> None:
+    """Put the model's masks for the whole scan into the case (once per case and model)."""
+    if not case.has_model(loaded.name):
+        case.set_model_result(loaded.name, *segment_volume(loaded, case.stack, case.key))
+
+
+def pdf_download(container, report: CaseReport, stack: ImageStack, key: str) -> None:
+    """A "Report (PDF)" button (made on click, so a rerun costs nothing); patient details go in
+    only when the user turns them on."""
+    from mri_core.report import pdf_report
+
+    if stack.patient and container.toggle("Patient details in the PDF", value=False, key=f"{key}_patient",
+                                           help="Off: the report carries no patient identifier."):
+        report.patient = dict(stack.patient)
+    container.download_button("Report (PDF)", lambda: pdf_report(report), "mri_insight_report.pdf", "application/pdf",
+                              key=key, on_click="ignore")
+
+
+@dataclass
+class Reading:
+    level: float = 0.5
+    width: float = 1.0
+    zoom: float = 1.0
+    centre: tuple[float, float] = (0.5, 0.5)
+
+
+def reading_controls(stack: ImageStack, key: str) -> Reading:
+    """Window/level (the file's presets where it has them), zoom and where to look, in an expander."""
+    with st.expander("Reading controls: window/level, zoom"):
+        c1, c2, c3 = st.columns(3)
+        presets = {"as read": (0.5, 1.0), **{name: (lv, wd) for name, lv, wd in stack.windows}}
+        preset = c1.selectbox("Window preset" + (" (from the file)" if stack.windows else ""), list(presets),
+                              key=f"{key}_preset")
+        lv0, wd0 = presets[preset]
+        level = c2.slider("Level", 0.0, 1.0, float(min(max(lv0, 0.0), 1.0)), 0.01, key=f"{key}_level_{preset}")
+        width = c3.slider("Width", 0.05, 2.0, float(min(max(wd0, 0.05), 2.0)), 0.05, key=f"{key}_width_{preset}")
+        z1, z2, z3 = st.columns(3)
+        zoom = z1.slider("Zoom", 1.0, 4.0, 1.0, 0.25, key=f"{key}_zoom")
+        cy = z2.slider("Centre, top to bottom", 0.0, 1.0, 0.5, 0.05, key=f"{key}_cy", disabled=zoom == 1.0)
+        cx = z3.slider("Centre, left to right", 0.0, 1.0, 0.5, 0.05, key=f"{key}_cx", disabled=zoom == 1.0)
+    return Reading(level, width, zoom, (cy, cx))
+
+
+def side_by_side(rows: list[dict], key: str = "model") -> "pd.DataFrame":
+    """Rows of one dict per model as a table with one column per model and one row per field (as
+    text): a dozen fields for two or three models fit the page's width instead of running off it."""
+    import pandas as pd
+
+    def text(v):
+        return "" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)
+
+    return pd.DataFrame({r[key]: {k: text(v) for k, v in r.items() if k != key} for r in rows})
 
 
 def cross_source_rows(cards: dict) -> list[dict]:

@@ -11,10 +11,11 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from mri_core import compare, models
+from mri_core.display import display_name, display_order
 from mri_core.io import read_image
 from mri_core.samples import sample_dir
 from mri_core.tasks import TASKS
-from views.common import DISCLAIMER, get_model, model_card, task_picker
+from views.common import DISCLAIMER, get_model, model_card, side_by_side, task_picker
 
 st.title("Model comparison")
 st.caption(DISCLAIMER)
@@ -47,7 +48,7 @@ for n, c in cards.items():
         row["temperature"] = c.get("calibration", {}).get("temperature")
     row["validation split"] = f"{c['split']['kind']}; n={c['split']['n_val']}"
     rows.append(row)
-st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+st.dataframe(side_by_side(rows), width="stretch")
 
 st.subheader("Training curves")
 curves = []
@@ -70,73 +71,99 @@ if source != "bundled samples":
         st.stop()
     folder = Path(typed).expanduser()
     if not folder.is_dir():
-        st.error(f"{folder} is not a folder on this server.")
+        st.error("That is not a folder on this server.")
         st.stop()
-chosen = st.multiselect("Models", names, default=names, key="cmp_models")
+# One models box per task: a box shared by the tasks would keep the old task's names, which the
+# new task's options drop, and come back empty.
+chosen = st.multiselect("Models", names, default=names, key=f"cmp_models_{task}")
 if not chosen:
+    st.info("Choose one model or more to evaluate.")
     st.stop()
 
 
-@st.cache_data(show_spinner="Evaluating…", max_entries=8)
-def run_eval(names: tuple[str, ...], folder: str, seg: bool):
-    loaded = [get_model(n) for n in names]
+@st.cache_data(show_spinner=False, max_entries=16)
+def run_eval(name: str, folder: str, seg: bool):
+    loaded = [get_model(name)]
     if seg:
-        return compare.evaluate_segmenters(loaded, Path(folder))
-    return compare.evaluate_classifiers(loaded, Path(folder))
+        return compare.evaluate_segmenters(loaded, Path(folder))[name]
+    return compare.evaluate_classifiers(loaded, Path(folder))[0]
 
 
+progress = st.progress(0.0, text="Counting the images…")
 try:
-    results = run_eval(tuple(chosen), str(folder), is_seg)
+    n_images = compare.count_images(folder, None if is_seg else list(TASKS[task].class_names))
+    evaluated = []
+    for i, n in enumerate(chosen):
+        ms = latency(n) * (2 if is_seg else 4)  # views per image: the mirror for masks, 4 TTA views for classes
+        progress.progress(i / len(chosen), text=f"Evaluating {n} ({i + 1} of {len(chosen)}) on {n_images:,} images, "
+                                                f"about {max(1, round(n_images * ms / 1000))} s for this model…")
+        evaluated.append(run_eval(n, str(folder), is_seg))
 except (ValueError, FileNotFoundError) as exc:
-    st.error(f"This folder cannot be evaluated: {exc}")
+    progress.empty()
+    st.error(f"This folder cannot be evaluated: {str(exc).replace(str(folder), 'the folder')}")
     st.stop()
+progress.empty()
+results = dict(zip(chosen, evaluated)) if is_seg else evaluated
+if source == "bundled samples":
+    st.warning("These are the few bundled samples: they show that the page works and are **not a measure of the models** "
+               "(a handful of images gives figures of 1.0 or 0.0 by chance). The models' measured figures are in the "
+               "table above, from their validation splits.", icon="ℹ️")
 
 if is_seg:
     table = pd.DataFrame([{"model": n, **{k: v for k, v in r.items() if k != "dice_per_patient"}} for n, r in results.items()])
-    st.dataframe(table, hide_index=True, width="stretch")
+    st.dataframe(side_by_side(table.to_dict("records")), width="stretch")
     long = table.melt(id_vars="model", value_vars=["dice_patient_mean", "dice_tumor_slices", "iou", "detection_auc", "detection_accuracy"])
     st.plotly_chart(px.bar(long, x="variable", y="value", color="model", barmode="group", range_y=[0, 1]),
                     width="stretch", key="cmp_seg_bars")
     st.stop()
 
 class_names = TASKS[task].class_names
-st.caption(f"{results[0].report['n']} images from {folder}")
+shown_names = [display_name(class_names[i]) for i in display_order(class_names)]
+st.caption(f"{results[0].report['n']} images from " + ("the bundled samples" if source == "bundled samples" else "the chosen folder"))
 summary = pd.DataFrame([{"model": r.name, **{k: r.report[k] for k in ("accuracy", "balanced_accuracy", "macro_f1", "auc_macro", "ece")}}
                         for r in results])
 st.plotly_chart(px.bar(summary.melt(id_vars="model"), x="variable", y="value", color="model", barmode="group", range_y=[0, 1]),
                 width="stretch", key="cmp_bars")
 
-per_class = pd.DataFrame([{"model": r.name, "class": c, "metric": k, "value": r.report["per_class"][c][k]}
-                          for r in results for c in class_names for k in ("precision", "recall", "f1")])
-st.plotly_chart(px.bar(per_class, x="class", y="value", color="model", barmode="group", facet_col="metric", range_y=[0, 1]),
+per_class = pd.DataFrame([{"model": r.name, "class": display_name(class_names[i]), "metric": k,
+                           "value": r.report["per_class"][class_names[i]][k]}
+                          for r in results for i in display_order(class_names) for k in ("precision", "recall", "f1")])
+st.plotly_chart(px.bar(per_class, x="class", y="value", color="model", barmode="group", facet_col="metric", range_y=[0, 1],
+                       category_orders={"class": shown_names}),
                 width="stretch", key="cmp_per_class")
 
 cols = st.columns(len(results))
 for col, r in zip(cols, results):
-    cm = np.asarray(r.report["confusion"])
-    fig = px.imshow(cm, x=list(class_names), y=list(class_names), text_auto=True, color_continuous_scale="Blues",
+    order = display_order(class_names)
+    cm = np.asarray(r.report["confusion"])[np.ix_(order, order)]
+    fig = px.imshow(cm, x=shown_names, y=shown_names, text_auto=True, color_continuous_scale="Blues",
                     labels=dict(x="predicted", y="true"), title=r.name)
     col.plotly_chart(fig, width="stretch", key=f"cmp_cm_{r.name}")
 
 roc_fig, cal_fig = go.Figure(), go.Figure()
 for r in results:
     for c, curve in compare.roc_per_class(r.labels, r.probs, list(class_names)).items():
-        roc_fig.add_scatter(x=curve["fpr"], y=curve["tpr"], mode="lines", name=f"{r.name}: {c} (AUC {curve['auc']:.3f})")
+        roc_fig.add_scatter(x=curve["fpr"], y=curve["tpr"], mode="lines",
+                            name=f"{r.name}: {display_name(c)} (AUC {curve['auc']:.3f})")
     rel = compare.calibration_curve(r)
     cal_fig.add_scatter(x=rel["confidence"], y=rel["accuracy"], mode="lines+markers", name=f"{r.name} (ECE {r.report['ece']:.3f})")
-roc_fig.update_layout(title="ROC, one class against the rest", xaxis_title="false positive rate", yaxis_title="true positive rate")
+# Legends below the plots, so many curves do not squash them.
+below = dict(orientation="h", yanchor="top", y=-0.2, xanchor="left", x=0)
+roc_fig.update_layout(title="ROC, one class against the rest", xaxis_title="false positive rate", yaxis_title="true positive rate",
+                      legend=below, height=420 + 22 * len(results) * len(class_names) // 2, margin=dict(b=10))
 cal_fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dash", color="grey"), name="perfect calibration")
-cal_fig.update_layout(title="Calibration", xaxis_title="confidence", yaxis_title="accuracy")
+cal_fig.update_layout(title="Calibration", xaxis_title="confidence", yaxis_title="accuracy", legend=below,
+                      height=420 + 22 * len(results) * len(class_names) // 2, margin=dict(b=10))
 a, b = st.columns(2)
 a.plotly_chart(roc_fig, width="stretch", key="cmp_roc")
 b.plotly_chart(cal_fig, width="stretch", key="cmp_cal")
 
 st.subheader("Where the models disagree")
-diff = compare.disagreements(results, list(class_names))
+diff = compare.disagreements(results, [display_name(c) for c in class_names])
 if not diff:
     st.success("The chosen models give the same top class on every image." if len(results) > 1 else "Choose two models or more.")
 for d in diff[:12]:
     c1, c2 = st.columns([1, 3])
     c1.image(np.clip(read_image(Path(d["path"]).read_bytes(), Path(d["path"]).name).slices[0], 0, 1), width=160)
-    c2.markdown(f"**{Path(d['path']).name}** — truth: **{d['truth']}**  \n" +
+    c2.markdown(f"**{Path(d['path']).name}** — truth: **{display_name(d['truth'])}**  \n" +
                 "  \n".join(f"{m}: {call}" for m, call in d["calls"].items()))

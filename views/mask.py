@@ -1,4 +1,8 @@
-"""Mask overlay: the LGG tumour mask over the slice, measured, corrected by hand, compared, exported."""
+"""Mask overlay: the LGG tumour mask over the slice, measured, corrected by hand, compared, exported.
+
+Everything here reads one case (``views.common.open_case``): the scan, the slice, the model's
+masks and the hand edits. What is shown, measured, exported and reported is ``case.mask``.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +10,19 @@ import numpy as np
 import streamlit as st
 
 from mri_core import export, inference
-from mri_core.annotate import BRUSH, ERASER, base_rgb, mask_from_canvas, mask_overlay, mask_to_canvas_object, outlines
+from mri_core.annotate import (
+    base_rgb, canvas_paints, eraser_colour, mask_overlay, mask_to_canvas_object, orientation_marks, outlines, reading_view,
+    window_level,
+)
+from mri_core.case import joined_key
 from mri_core.data import mask_from_bytes, read_mask
 from mri_core.io import UnreadableImage, join_slices
 from mri_core.measure import measure, volume_ml
 from mri_core.metrics import dice
+from mri_core.report import CaseReport
 from views.common import (
-    DISCLAIMER, Input, choose_inputs, model_picker, patient_details, segment_volume, show_errors, show_notes, slice_picker,
-    stack_key,
+    DISCLAIMER, Input, case_segmentation, choose_inputs, model_card, model_picker, open_case, patient_details, pdf_download,
+    reading_controls, show_errors, show_notes, slice_picker,
 )
 
 CANVAS = 384  # on-screen canvas side; masks are resized back to the slice with nearest neighbour
@@ -31,7 +40,7 @@ if len(inputs) > 1 and all(i.stack.n_slices == 1 for i in inputs) and st.toggle(
              "ordered by file name, only the main connected lesion is kept, and the volume can be exported."):
     try:
         joined = join_slices([(i.label, i.stack) for i in inputs])
-        inputs = [Input(f"{len(inputs)} slices as one volume", joined)]
+        inputs = [Input(f"{len(inputs)} slices as one volume", joined, key=joined_key(sorted(i.key for i in inputs)))]
     except UnreadableImage as exc:
         st.error(f"The slices cannot be joined: {exc}")
 if len(inputs) > 1:
@@ -39,113 +48,142 @@ if len(inputs) > 1:
     item = inputs[pick]
 else:
     item = inputs[0]
-stack = item.stack
+case = open_case(item)
+stack = case.stack
+if case.sample:
+    st.caption(f"Bundled sample **{case.name}** from our validation split, not a patient's scan: drop a file above to read yours.")
 show_notes(stack)
 patient_details(stack, key="mask_patient")
 
-
-stack_id = stack_key(item.label, stack)
-model_masks, tumour_probs = segment_volume(loaded, stack, stack_id)
-index = slice_picker(stack, key=f"mask_slice_{stack_id}")
+case_segmentation(case, loaded)
+model = loaded.name
+index = slice_picker(case, key="mask_slice")
 image = stack.slice(index)
 for w in inference.input_warnings(image, loaded, None, stack.modality):
     st.warning(w)
-
-# Hand corrections are kept per file, slice and model, so moving the slider loses nothing.
-edits: dict = st.session_state.setdefault("mask_edits", {})
-edit_key = (stack_id, loaded.name, index)
 
 c1, c2, c3, c4 = st.columns(4)
 opacity = c1.slider("Opacity", 0.0, 1.0, 0.45, 0.05, key="mask_opacity")
 style = c2.radio("Style", ["filled", "contour"], horizontal=True, key="mask_style")
 colour = c3.color_picker("Colour", "#ff3333", key="mask_colour")
 editing = c4.toggle("Correct by hand", key="mask_edit")
+reading = reading_controls(stack, key="mask_read")
+shown = window_level(image, reading.level, reading.width)  # the slice as windowed for reading
 
-mask = edits.get(edit_key, model_masks[index])
 if editing:
+    from PIL import Image
     from streamlit_drawable_canvas import st_canvas
 
-    t1, t2, t3 = st.columns(3)
+    t1, t2, t3, t4 = st.columns(4)
     tool = t1.radio("Tool", ["brush", "eraser"], horizontal=True, key="mask_tool")
     width = t2.slider("Brush size", 2, 40, 12, key="mask_brush")
-    if t3.button("Reset to the model's mask", key="mask_reset"):
-        edits.pop(edit_key, None)
-        mask = model_masks[index]
-    from PIL import Image
-
-    # A new canvas per file and slice; its key is kept so tests can feed it a drawing.
-    canvas_key = st.session_state["mask_canvas_key"] = f"mask_canvas_{abs(hash(stack_id))}_{index}"
+    # The canvas starts from the stored mask and keeps its key (and its strokes) until an undo,
+    # a reset or a new colour; each new drawing it sends becomes one stored edit, once.
+    canvas_key, base = case.canvas(model, index, colour, opacity)
+    st.session_state["mask_canvas_key"] = canvas_key  # tests feed a drawing through it
+    brush, eraser = canvas_paints(colour, opacity)
     result = st_canvas(
         stroke_width=width,
-        stroke_color=BRUSH if tool == "brush" else ERASER,
-        background_image=Image.fromarray(base_rgb(image)),
-        initial_drawing={"objects": [mask_to_canvas_object(mask, CANVAS, CANVAS)]},
+        stroke_color=brush if tool == "brush" else eraser,
+        background_image=Image.fromarray(base_rgb(shown)),
+        initial_drawing={"objects": [mask_to_canvas_object(base, CANVAS, CANVAS, colour, opacity)]},
         height=CANVAS,
         width=CANVAS,
         drawing_mode="freedraw",
         return_image_data=True,
         key=canvas_key,
     )
-    st.caption("Green: the mask. The eraser paints red; red pixels are removed from the mask.")
-    drawn = result.image_data
-    if drawn is not None:  # before the first stroke the canvas returns nothing: keep the model's mask
-        mask = mask_from_canvas(drawn, image.shape[:2])
-        edits[edit_key] = mask
+    case.apply_canvas(model, index, result.image_data)
+    # Drawn after the canvas's result is taken (so they know of the last stroke); their callbacks
+    # run before the next run, so the canvas there starts again from the stored mask.
+    t3.button("Undo", key="mask_undo", disabled=not case.can_undo(model, index), help="Step back one edit on this slice.",
+              on_click=case.undo, args=(model, index))
+    t4.button("Reset to the model's mask", key="mask_reset", disabled=not case.edited(model, index),
+              on_click=case.reset, args=(model, index))
+    st.caption(f"The mask is painted in your colour at your opacity; the eraser paints {eraser_colour(colour)[0]}, and what it "
+               "covers leaves the mask. Undo and Reset act on this slice; the canvas's own toolbar only on strokes since "
+               "the last Undo or Reset.")
 
+mask = case.mask(model, index)  # the one mask shown, measured, exported and reported
+edited = case.edited(model, index)
 left, right = st.columns(2)
-left.image(np.clip(image, 0, 1), caption=f"Slice {index}", width="stretch")
-right.image(mask_overlay(image, mask, colour, opacity, contour_only=style == "contour"),
-            caption="Edited mask" if edit_key in edits else "Model's mask", width="stretch")
+overlay = mask_overlay(shown, mask, colour, opacity, contour_only=style == "contour")
+marks = orientation_marks(stack)
+view = dict(zoom=reading.zoom, centre=reading.centre, spacing_mm=stack.spacing_mm, marks=marks)
+left.image(reading_view(shown, **view), caption=f"Slice {index + 1} of {stack.n_slices}", width="stretch")
+right.image(reading_view(overlay, **view), caption="Edited mask (by hand)" if edited else "Model's mask", width="stretch")
 
 m = measure(mask, stack.spacing_mm)
 st.subheader("Measurements")
-cols = st.columns(5)
-cols[0].metric("Tumour probability", f"{tumour_probs[index]:.0%}")
-cols[1].metric("Area", f"{m.area_mm2:.1f} mm²" if m.area_mm2 is not None else f"{m.area_px} px",
-               help=None if stack.spacing_mm else "Pixel spacing unknown (PNG/JPEG): sizes are in pixels.")
+cols = st.columns(3)
+cols[0].metric("Tumour probability", f"{case.tumour_probability(model, index):.0%}",
+               help="The model's, for the slice as it was segmented (hand edits do not change it).")
+cols[1].metric("Area", f"{m.area_mm2:.0f} mm²" if m.area_mm2 is not None else f"{m.area_px} px",
+               help=f"{m.area_px} px" + ("" if stack.spacing_mm else ". Pixel spacing unknown (PNG/JPEG): sizes are in pixels."))
+cols[2].metric("Lesions", m.n_lesions)
 unit = "mm" if m.longest_diameter_mm is not None else "px"
 longest = m.longest_diameter_mm if unit == "mm" else m.longest_diameter_px
 perp = m.perpendicular_diameter_mm if unit == "mm" else m.perpendicular_diameter_px
-cols[2].metric("Longest diameter", f"{longest:.1f} {unit}")
-cols[3].metric("Perpendicular", f"{perp:.1f} {unit}")
-cols[4].metric("Lesions", m.n_lesions)
-all_masks = np.stack([edits.get((stack_id, loaded.name, k), model_masks[k]) for k in range(stack.n_slices)])
+cols = st.columns(3)
+cols[0].metric("Longest diameter", f"{longest:.1f} {unit}")
+cols[1].metric("Perpendicular", f"{perp:.1f} {unit}")
+all_masks = case.masks(model)
 vol = volume_ml(all_masks, stack.spacing_mm, stack.slice_thickness_mm) if stack.n_slices > 1 else None
 if vol is not None:
-    st.metric("Volume over the stack", f"{vol:.2f} ml")
+    cols[2].metric("Volume over the stack", f"{vol:.2f} ml")
 if stack.n_slices > 1:
     st.caption("In a stack, only the main connected 3-D lesion (the most tumour probability in total) is kept: "
                "detections not connected to it are treated as false alarms (a lower-grade glioma is one lesion).")
 
 st.subheader("Compare with a ground-truth mask")
-truth = None
-gt_upload = st.file_uploader("Ground-truth mask (PNG, same size as the slice)", key="mask_truth")
+gt_upload = st.file_uploader("Ground-truth mask (PNG, same size as the slice): compared with the slice shown when it is given",
+                             key="mask_truth")
 if gt_upload is not None:
-    try:
-        truth = mask_from_bytes(gt_upload.getvalue(), gt_upload.name)
-        if truth.shape != mask.shape:
-            st.error(f"The ground-truth mask is {truth.shape[1]}x{truth.shape[0]} px; the slice is "
-                     f"{mask.shape[1]}x{mask.shape[0]} px.")
-            truth = None
-    except UnreadableImage as exc:
-        st.error(f"**{gt_upload.name}**: {exc}")
-elif item.mask_path:
-    truth = read_mask(item.mask_path)
+    if st.session_state.get("mask_truth_seen") != (case.key, gt_upload.file_id):
+        try:
+            truth_in = mask_from_bytes(gt_upload.getvalue(), gt_upload.name)
+            if truth_in.shape != mask.shape:
+                st.error(f"The ground-truth mask is {truth_in.shape[1]}x{truth_in.shape[0]} px; the slice is "
+                         f"{mask.shape[1]}x{mask.shape[0]} px.")
+            else:
+                case.set_truth(index, truth_in)
+                st.session_state["mask_truth_seen"] = (case.key, gt_upload.file_id)
+        except UnreadableImage as exc:
+            st.error(f"**{gt_upload.name}**: {exc}")
+elif case.truth_mask_path and not case.truth_masks:
+    case.set_truth(0, read_mask(case.truth_mask_path))
+if case.truth_mask_path and gt_upload is None:
     st.caption("Using the bundled sample's ground-truth mask.")
+truth = case.truth_masks.get(index)
+dice_value = float(dice(mask, truth)) if truth is not None else None
 if truth is not None:
-    st.metric("Dice with the ground truth", f"{dice(mask, truth):.3f}")
+    st.metric("Dice with the ground truth", f"{dice_value:.3f}")
     st.image(outlines(image, [(mask, colour), (truth, "#33ff66")], thickness=2),
              caption="Outlines: mask (chosen colour), ground truth (green)", width=CANVAS)
+elif case.truth_masks:
+    (k_truth,) = case.truth_masks
+    st.info(f"The ground truth given is one slice, compared with slice {k_truth + 1}; this is slice {index + 1}, "
+            "so there is no Dice here. Move to that slice, or give this slice's ground truth.")
 
 st.subheader("Download")
-d1, d2, d3, d4 = st.columns(4)
-d1.download_button("Mask (PNG)", export.mask_png(mask), "mask.png", "image/png", key="dl_png")
-d2.download_button("Masks (NIfTI)", export.mask_nifti(all_masks, stack), "mask.nii.gz", "application/gzip", key="dl_nii")
+report = export.report_text(m.as_dict(), model, stack.spacing_mm is not None, volume_ml=vol, slice_index=index,
+                            file_name=case.name, date=case.opened, edited=edited, dice=dice_value, n_slices=stack.n_slices)
+d1, d2, d3, d4, d5 = st.columns(5)
+d1.download_button("Mask (PNG)", export.mask_png(mask), "mask.png", "image/png", key="dl_png", on_click="ignore")
+d2.download_button("Masks (NIfTI)", export.mask_nifti(all_masks, stack), "mask.nii.gz", "application/gzip", key="dl_nii",
+                   on_click="ignore")
 if stack.format == "dicom" and stack.dicom_sources:
     try:
-        seg = export.mask_dicom_seg(all_masks, stack, "MRI Insight " + loaded.name, "1")
-        d3.download_button("DICOM SEG", seg, "mask_seg.dcm", "application/dicom", key="dl_seg")
+        seg = export.mask_dicom_seg(all_masks, stack, "MRI Insight " + model, "1")
+        d3.download_button("DICOM SEG", seg, "mask_seg.dcm", "application/dicom", key="dl_seg", on_click="ignore")
     except ValueError as exc:
         d3.caption(f"DICOM SEG unavailable: {exc}")
-report = export.report_text(m.as_dict(), loaded.name, stack.spacing_mm is not None, volume_ml=vol, slice_index=index)
-d4.download_button("Report (text)", report.encode(), "report.txt", "text/plain", key="dl_report")
+d4.download_button("Report (text)", report.encode(), "report.txt", "text/plain", key="dl_report", on_click="ignore")
+pdf_download(d5, CaseReport(
+    file_name=case.name, date=case.opened, model_name=model, model_card=model_card(model), image=overlay,
+    image_caption=f"Slice {index + 1} of {stack.n_slices}, " + ("mask edited by hand" if edited else "the model's mask"),
+    slice_index=index, n_slices=stack.n_slices, measurements=m.as_dict(), spacing_known=stack.spacing_mm is not None,
+    volume_ml=vol, dice=dice_value, edited=edited,
+    warnings=inference.input_warnings(image, loaded, None, stack.modality)), stack, key="dl_pdf")
+with st.expander("Report"):
+    st.code(report, language=None)

@@ -1,4 +1,10 @@
-"""Upload & predict: a call, calibrated confidence, uncertainty, warnings and Grad-CAM per slice."""
+"""Upload & predict: a call, calibrated confidence, uncertainty, warnings and Grad-CAM per slice.
+
+When the model cannot judge an image (``pred.reliable`` is False) the page says so first, in a
+box above everything else, and shows the probabilities only on request. Warnings come above the
+call too. Results are cached per (content hash, model, slice): a rerun, a widget change or a
+download recomputes nothing.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +13,14 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from mri_core import explain, inference
-from mri_core.annotate import mask_overlay
+from mri_core.annotate import mask_overlay, orientation_marks, reading_view, window_level
+from mri_core.display import display_name, display_order
 from mri_core.measure import measure
 from mri_core.preprocess import prepare
+from mri_core.report import CaseReport
 from views.common import (
-    DISCLAIMER, as_display, choose_inputs, model_picker, patient_details, segment_volume, show_errors, show_notes, slice_picker,
-    stack_key, task_picker,
+    DISCLAIMER, case_segmentation, choose_inputs, model_card, model_picker, open_case, patient_details,
+    pdf_download, reading_controls, show_errors, show_notes, slice_picker, task_picker,
 )
 
 st.title("Upload & predict")
@@ -20,73 +28,139 @@ st.caption(DISCLAIMER)
 
 task = task_picker("predict_task")
 loaded = model_picker(task, key=f"predict_model_{task}")
-inputs = show_errors(choose_inputs(task, key=f"predict_{task}"))
+# One uploader for every task: switching the task keeps the upload.
+inputs = show_errors(choose_inputs(task, key=f"predict_{task}", upload_key="predict"))
 if not inputs:
     st.stop()
 
 
+@st.cache_data(show_spinner="Predicting…", max_entries=64)
+def _classification(_loaded, _image, content: str, model_path: str, index: int, modality: str):
+    """(prediction, Grad-CAM picture, warnings) of one slice, per (content hash, model, slice)."""
+    x = prepare(_image, _loaded.preprocessing)
+    pred = inference.classify_inputs(_loaded, x[None])[0]
+    heat = explain.gradcam(_loaded, x, pred.index)
+    cam = explain.overlay(x[..., 0] if x.shape[-1] == 1 else x, heat)
+    return pred, cam, inference.input_warnings(_image, _loaded, pred, modality, model_input=x)
+
+
+def classification(case, index: int):
+    return _classification(loaded, case.stack.slice(index), case.key, str(loaded.path), index, case.stack.modality)
+
+
 def probability_chart(pred: inference.ClassPrediction) -> go.Figure:
-    colours = ["#4FC3F7" if i == pred.index else "#546E7A" for i in range(len(pred.class_names))]
-    fig = go.Figure(go.Bar(x=pred.probs, y=pred.class_names, orientation="h", marker_color=colours,
-                           text=[f"{p:.1%}" for p in pred.probs], textposition="auto"))
+    order = display_order(pred.class_names)[::-1]  # plotly draws the first bar at the bottom
+    colours = ["#4FC3F7" if i == pred.index else "#546E7A" for i in order]
+    fig = go.Figure(go.Bar(x=[pred.probs[i] for i in order], y=[display_name(pred.class_names[i]) for i in order],
+                           orientation="h", marker_color=colours, text=[f"{pred.probs[i]:.1%}" for i in order],
+                           textposition="auto"))
     fig.update_layout(xaxis=dict(range=[0, 1], tickformat=".0%", title="calibrated probability"),
                       height=220, margin=dict(l=10, r=10, t=10, b=10))
     return fig
 
 
-def show_classification(item, index: int) -> None:
-    image = item.stack.slice(index)
-    model_input = prepare(image, loaded.preprocessing)
-    pred = inference.classify_inputs(loaded, model_input[None])[0]
-    left, mid, right = st.columns([1, 1, 1.2])
-    left.image(as_display(image), caption="Uploaded slice", width="stretch")
-    heat = explain.gradcam(loaded, model_input, pred.index)
-    mid.image(explain.overlay(model_input[..., 0] if model_input.shape[-1] == 1 else model_input, heat),
-              caption=f"Grad-CAM for “{pred.label}” on the model's cropped input", width="stretch")
-    with right:
-        st.metric("Prediction", pred.label, help="Top class after temperature scaling, averaged over 4 test-time views.")
-        c1, c2 = st.columns(2)
-        c1.metric("Calibrated confidence", f"{pred.confidence:.0%}")
-        c2.metric("Uncertainty (TTA std)", f"{pred.uncertainty:.2f}",
-                  help="Standard deviation of the top-class probability over 4 views (as is, mirrored, zoomed, both). "
-                       "0 = the views agree.")
-        st.plotly_chart(probability_chart(pred), width="stretch", key=f"bar_{item.label}_{index}")
-        if item.truth:
-            st.caption(f"Known answer for this sample: **{item.truth}**")
-    for w in inference.input_warnings(image, loaded, pred, item.stack.modality, model_input=model_input):
+def slice_view(case, image, reading):
+    return reading_view(image, reading.level, reading.width, reading.zoom, reading.centre, case.stack.spacing_mm,
+                        orientation_marks(case.stack))
+
+
+def show_classification(case, index: int, reading) -> None:
+    image = case.stack.slice(index)
+    pred, cam, warnings = classification(case, index)
+    if not pred.reliable:  # the abstention first, above anything that looks like a call
+        st.error("### The model cannot judge this image\n"
+                 f"{pred.reason or 'It is unlike the brain MRI slices the model was trained on.'}\n\n"
+                 "No call is made. The model's probabilities are below, on request; they are not a diagnosis.",
+                 icon="🚫")
+    for w in warnings:
         st.warning(w)
+    left, mid, right = st.columns([1, 1, 1.2])
+    left.image(slice_view(case, image, reading), caption=f"Uploaded slice {index + 1} of {case.stack.n_slices}", width="stretch")
+    name = display_name(pred.label)
+    if pred.reliable:
+        mid.image(cam, caption=f"Grad-CAM for “{name}” on the model's cropped input", width="stretch")
+        with right:
+            st.metric("Prediction", name, help="Top class after temperature scaling, averaged over 4 test-time views.")
+            c1, c2 = st.columns(2)
+            c1.metric("Calibrated confidence", f"{pred.confidence:.0%}")
+            c2.metric("Uncertainty (TTA std)", f"{pred.uncertainty:.2f}",
+                      help="Standard deviation of the top-class probability over 4 views (as is, mirrored, zoomed, both). "
+                           "0 = the views agree.")
+            st.plotly_chart(probability_chart(pred), width="stretch", key=f"bar_{case.key[:12]}_{index}")
+    else:
+        with right:
+            st.metric("Result", "No call", help="The model abstains: see the box above.")
+            if st.toggle("Show the model's probabilities anyway", key=f"predict_show_probs_{case.key[:12]}_{index}"):
+                st.caption(f"Top class, not a call: {name} ({pred.confidence:.0%}).")
+                st.plotly_chart(probability_chart(pred), width="stretch", key=f"bar_{case.key[:12]}_{index}")
+                mid.image(cam, caption=f"Grad-CAM for the top class “{name}” (no call)", width="stretch")
+    if case.truth:
+        st.caption(f"Known answer for this sample: **{display_name(case.truth)}**")
+    pdf_download(st, CaseReport(
+        file_name=case.name, date=case.opened, model_name=loaded.name, model_card=model_card(loaded.name), image=cam,
+        image_caption=f"Slice {index + 1} of {case.stack.n_slices}: Grad-CAM for the top class on the model's input",
+        slice_index=index, n_slices=case.stack.n_slices, call=name if pred.reliable else None,
+        confidence=pred.confidence, uncertainty=pred.uncertainty, abstained=not pred.reliable,
+        abstention_reason=pred.reason, warnings=list(warnings)), case.stack, key="predict_pdf")
 
 
-def show_segmentation(item, index: int) -> None:
-    image = item.stack.slice(index)
+def show_segmentation(case, index: int, reading) -> None:
+    image = case.stack.slice(index)
     # The whole file as one volume, as on the mask page and in the table, so all three agree.
-    masks, probs = segment_volume(loaded, item.stack, stack_key(item.label, item.stack))
-    mask, probability = masks[index], float(probs[index])
+    case_segmentation(case, loaded)
+    for w in inference.input_warnings(image, loaded, None, case.stack.modality):
+        st.warning(w)
+    mask, probability = case.mask(loaded.name, index), case.tumour_probability(loaded.name, index)
     left, right = st.columns(2)
-    left.image(as_display(image), caption="Uploaded slice", width="stretch")
-    right.image(mask_overlay(image, mask), caption="Predicted tumour mask", width="stretch")
-    m = measure(mask, item.stack.spacing_mm)
+    left.image(slice_view(case, image, reading), caption=f"Uploaded slice {index + 1} of {case.stack.n_slices}", width="stretch")
+    edited = case.edited(loaded.name, index)
+    overlay = mask_overlay(window_level(image, reading.level, reading.width), mask)
+    right.image(slice_view(case, overlay, reading), caption="Tumour mask, edited by hand" if edited else "Predicted tumour mask",
+                width="stretch")
+    m = measure(mask, case.stack.spacing_mm)
     c = st.columns(4)
     c[0].metric("Tumour present", "yes" if probability >= inference.PRESENCE_CUT else "no")
     c[1].metric("Tumour probability", f"{probability:.0%}")
     c[2].metric("Area", f"{m.area_mm2:.0f} mm²" if m.area_mm2 is not None else f"{m.area_px} px")
     c[3].metric("Lesions", m.n_lesions)
-    for w in inference.input_warnings(image, loaded, None, item.stack.modality):
-        st.warning(w)
-    st.page_link("views/mask.py", label="Open the mask editor for measurements, correction and export", icon=":material/edit:")
+    st.page_link("views/mask.py", label=f"Open the mask editor on {case.name}, slice {index + 1}: measurements, correction "
+                 "and export", icon=":material/edit:")
 
 
 if len(inputs) == 1:
-    item = inputs[0]
-    st.subheader(item.label)
-    show_notes(item.stack)
-    patient_details(item.stack, key="predict_patient")
-    index = slice_picker(item.stack, key=f"predict_slice_{item.label}")
-    if loaded.kind == "classifier":
-        show_classification(item, index)
-    else:
-        show_segmentation(item, index)
+    case = open_case(inputs[0])
+    st.subheader(case.name)
+    show_notes(case.stack)
+    patient_details(case.stack, key="predict_patient")
+    index = slice_picker(case, key="predict_slice")
+    reading = reading_controls(case.stack, key="predict_read")
+    (show_classification if loaded.kind == "classifier" else show_segmentation)(case, index, reading)
     st.stop()
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _file_rows(_loaded, _stack, content: str, model_path: str, label: str) -> list[dict]:
+    """The table's rows for one file, per (content hash, model): a rerun (the CSV download's
+    included) scores nothing again."""
+    slices = [_stack.slice(k) for k in range(_stack.n_slices)]
+    rows = []
+    if _loaded.kind == "classifier":
+        for k, (s, p) in enumerate(zip(slices, inference.classify(_loaded, slices))):
+            warn = inference.input_warnings(s, _loaded, p, _stack.modality)
+            rows.append({"file": label, "slice": k + 1,
+                         "prediction": display_name(p.label) if p.reliable else "no call (abstained)",
+                         "reliable": bool(p.reliable), "reason": p.reason, "warnings": " | ".join(warn),
+                         "confidence": round(p.confidence, 4), "uncertainty": round(p.uncertainty, 4),
+                         **{f"p_{c}": round(float(v), 4) for c, v in zip(p.class_names, p.probs)}})
+    else:
+        for k, (s, seg) in enumerate(zip(slices, inference.segment(_loaded, slices, volume=True))):
+            m = measure(seg.mask, _stack.spacing_mm)
+            rows.append({"file": label, "slice": k + 1, "prediction": "tumour" if seg.present else "no tumour",
+                         "tumor_probability": round(seg.tumor_probability, 4), "area_px": m.area_px,
+                         "area_mm2": None if m.area_mm2 is None else round(m.area_mm2, 1),
+                         "warnings": " | ".join(inference.input_warnings(s, _loaded, None, _stack.modality))})
+    return rows
+
 
 # Several files: one row per slice, a progress bar, a table and a CSV.
 rows = []
@@ -94,25 +168,24 @@ total = sum(i.stack.n_slices for i in inputs)
 bar = st.progress(0.0, text=f"Scoring {total} slices…")
 done = 0
 for item in inputs:
-    slices = [item.stack.slice(k) for k in range(item.stack.n_slices)]
-    if loaded.kind == "classifier":
-        for k, p in enumerate(inference.classify(loaded, slices)):
-            rows.append({"file": item.label, "slice": k, "prediction": p.label, "confidence": round(p.confidence, 4),
-                         "uncertainty": round(p.uncertainty, 4),
-                         **{f"p_{c}": round(float(v), 4) for c, v in zip(p.class_names, p.probs)}})
-    else:
-        for k, s in enumerate(inference.segment(loaded, slices, volume=True)):
-            m = measure(s.mask, item.stack.spacing_mm)
-            rows.append({"file": item.label, "slice": k, "prediction": "tumor" if s.present else "no tumor",
-                         "tumor_probability": round(s.tumor_probability, 4), "area_px": m.area_px, "area_mm2": m.area_mm2})
+    rows += _file_rows(loaded, item.stack, item.key, str(loaded.path), item.label)
     done += item.stack.n_slices
     bar.progress(done / total, text=f"Scored {done} of {total} slices")
 bar.empty()
 table = pd.DataFrame(rows)
-st.dataframe(table, width="stretch", hide_index=True)
+if "reliable" in table and not table["reliable"].all():
+    st.error(f"The model cannot judge {int((~table['reliable']).sum())} of {len(table)} slices: their rows say "
+             "“no call (abstained)” and why.", icon="🚫")
+# On screen the figures that matter, the long texts last (the CSV has every class's probability too).
+shown = [c for c in ("file", "slice", "prediction", "reliable", "confidence", "uncertainty", "tumor_probability", "area_px",
+                     "area_mm2", "reason", "warnings") if c in table]
+st.dataframe(table[shown], width="stretch", hide_index=True,
+             column_config={"file": st.column_config.TextColumn(width="medium"),
+                            "warnings": st.column_config.TextColumn(width="large")})
 st.download_button("Download results (CSV)", table.to_csv(index=False).encode(), "mri_insight_results.csv", "text/csv",
-                   key="predict_csv")
+                   key="predict_csv", on_click="ignore")
 pick = st.selectbox("Look at one file in detail", range(len(inputs)), format_func=lambda i: inputs[i].label, key="predict_detail")
-item = inputs[pick]
-index = slice_picker(item.stack, key=f"predict_detail_slice_{pick}")
-(show_classification if loaded.kind == "classifier" else show_segmentation)(item, index)
+case = open_case(inputs[pick])
+index = slice_picker(case, key="predict_detail_slice")
+reading = reading_controls(case.stack, key="predict_read")
+(show_classification if loaded.kind == "classifier" else show_segmentation)(case, index, reading)

@@ -1,0 +1,173 @@
+"""A case report to keep: a two-page PDF made with fpdf2 (a maintained PDF library).
+
+Page 1, the result: file name, date, the slice with its overlay, the call with its confidence or
+the model's abstention, the mask's measurements, Dice against a ground truth when one was
+given, and whether the mask was edited by hand. Page 2, the model: its name, the data it was
+trained on and its measured validation figures (from its card), and what the report is for.
+
+No patient identifier is written unless the caller passes ``patient`` (the user switched it on).
+The PDF's own metadata names the app only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from mri_core.export import DISCLAIMER
+
+# Helvetica (a PDF core font) covers Latin-1 only: the few other characters used are replaced.
+_LATIN1 = {"—": "-", "–": "-", "“": '"', "”": '"', "’": "'", "…": "...", "×": "x", "≤": "<=", "≥": ">="}
+
+
+def _text(value) -> str:
+    s = str(value)
+    for a, b in _LATIN1.items():
+        s = s.replace(a, b)
+    return s.encode("latin-1", "replace").decode("latin-1")
+
+
+def validation_figures(card: dict) -> list[tuple[str, str]]:
+    """(label, value) of a model's measured validation figures, from its card."""
+    v = card.get("metrics", {}).get("validation", {})
+    split = card.get("split", {})
+    rows: list[tuple[str, str]] = []
+    if card.get("kind") == "segmenter" or "dice_patient_mean" in v:
+        for key, label in (("dice_patient_mean", "Dice per patient"), ("dice_tumor_slices", "Dice on tumour slices"),
+                           ("detection_auc", "Detection AUC"), ("detection_accuracy", "Detection accuracy")):
+            if v.get(key) is not None:
+                rows.append((label, f"{v[key]:.3f}"))
+    else:
+        for key, label, fmt in (("accuracy", "Accuracy", "{:.1%}"), ("balanced_accuracy", "Balanced accuracy", "{:.1%}"),
+                                ("macro_f1", "Macro-F1", "{:.3f}"), ("auc_macro", "AUC", "{:.3f}"), ("ece", "ECE", "{:.3f}")):
+            if v.get(key) is not None:
+                rows.append((label, fmt.format(v[key])))
+    if split:
+        rows.append(("Validation split", f"{split.get('n_val', '?')} slices, {split.get('kind', '')}; "
+                                         f"{split.get('n_train', '?')} training slices"))
+    return rows
+
+
+@dataclass
+class CaseReport:
+    file_name: str
+    date: str
+    model_name: str
+    model_card: dict
+    image: np.ndarray  # RGB uint8: the slice with its overlay (or Grad-CAM)
+    image_caption: str
+    slice_index: int = 0  # 0-based, written from 1
+    n_slices: int = 1
+    call: str | None = None  # the class called; None for a segmentation
+    confidence: float | None = None
+    uncertainty: float | None = None
+    abstained: bool = False
+    abstention_reason: str = ""
+    measurements: dict | None = None  # Measurements.as_dict()
+    spacing_known: bool = False
+    volume_ml: float | None = None
+    dice: float | None = None
+    edited: bool = False
+    warnings: list[str] = field(default_factory=list)
+    patient: dict[str, str] | None = None  # written only when the user switched it on
+
+
+def _rows(pdf, rows: list[tuple[str, str]], label_w: float = 60) -> None:
+    for label, value in rows:
+        pdf.set_font("Helvetica", "B", 10)
+        pdf.cell(label_w, 6, _text(label))
+        pdf.set_font("Helvetica", "", 10)
+        pdf.multi_cell(0, 6, _text(value), new_x="LMARGIN", new_y="NEXT")
+
+
+def _heading(pdf, text: str) -> None:
+    pdf.ln(2)
+    pdf.set_font("Helvetica", "B", 13)
+    pdf.cell(0, 8, _text(text), new_x="LMARGIN", new_y="NEXT")
+
+
+def _measurement_rows(r: CaseReport) -> list[tuple[str, str]]:
+    m = r.measurements or {}
+    rows = [("Mask", "edited by hand after the model's segmentation" if r.edited else "automatic (the model's, not edited)")]
+    area_px = int(m.get("area_px") or 0)
+    if area_px == 0:
+        rows.append(("Tumour", "none segmented on this slice"))
+    else:
+        unit_mm = r.spacing_known and m.get("area_mm2") is not None
+        rows.append(("Area", f"{m['area_mm2']:.1f} mm² ({area_px} px)" if unit_mm else f"{area_px} px"))
+        for key, label in (("longest_diameter", "Longest diameter"), ("perpendicular_diameter", "Perpendicular diameter")):
+            mm = m.get(f"{key}_mm")
+            rows.append((label, f"{mm:.1f} mm" if unit_mm and mm is not None else f"{m[f'{key}_px']:.1f} px"))
+        rows.append(("Lesions", str(int(m.get("n_lesions") or 0))))
+    if r.volume_ml is not None:
+        rows.append(("Volume over the scan", f"{r.volume_ml:.2f} mL"))
+    if r.dice is not None:
+        rows.append(("Dice with the ground truth", f"{r.dice:.3f}"))
+    if not r.spacing_known:
+        rows.append(("Units", "pixel spacing unknown: sizes in pixels"))
+    return rows
+
+
+def pdf_report(r: CaseReport) -> bytes:
+    """The report as PDF bytes (2 pages: the result, the model)."""
+    from fpdf import FPDF
+    from PIL import Image
+
+    pdf = FPDF(format="A4")
+    pdf.set_title("MRI Insight report")
+    pdf.set_author("MRI Insight")
+    pdf.set_creator("MRI Insight")
+    pdf.set_auto_page_break(auto=True, margin=15)
+
+    pdf.add_page()
+    pdf.set_font("Helvetica", "B", 18)
+    pdf.cell(0, 10, "MRI Insight report", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("Helvetica", "I", 9)
+    pdf.multi_cell(0, 5, _text(DISCLAIMER), new_x="LMARGIN", new_y="NEXT")
+    _heading(pdf, "Case")
+    rows = [("File", r.file_name), ("Date", r.date), ("Slice", f"{r.slice_index + 1} of {r.n_slices}"),
+            ("Model", r.model_name)]
+    if r.patient:
+        rows += [(k, v) for k, v in r.patient.items()]
+    _rows(pdf, rows)
+
+    _heading(pdf, "Result")
+    if r.call is not None or r.abstained:
+        if r.abstained:
+            _rows(pdf, [("Call", "none: the model cannot judge this image"),
+                        ("Why", r.abstention_reason or "the image is unlike the model's training images")])
+        else:
+            rows = [("Call", r.call), ("Calibrated confidence", f"{r.confidence:.0%}")]
+            if r.uncertainty is not None:
+                rows.append(("Uncertainty (TTA std)", f"{r.uncertainty:.2f}"))
+            _rows(pdf, rows)
+    if r.measurements is not None:
+        _rows(pdf, _measurement_rows(r))
+    if r.warnings:
+        _rows(pdf, [("Warning", w) for w in r.warnings])
+
+    img = Image.fromarray(np.asarray(r.image, np.uint8))
+    side = 110.0  # mm on the page
+    w, h = img.size
+    pdf.ln(3)
+    pdf.image(img, x=pdf.l_margin, w=side if w >= h else side * w / h, h=side * h / w if w >= h else side)
+    pdf.set_font("Helvetica", "I", 9)
+    pdf.cell(0, 6, _text(r.image_caption), new_x="LMARGIN", new_y="NEXT")
+
+    pdf.add_page()
+    _heading(pdf, f"The model: {r.model_name}")
+    card = r.model_card
+    about = [("Task", str(card.get("task", ""))), ("Architecture", str(card.get("architecture", "")))]
+    if card.get("data"):
+        about.append(("Trained on", str(card["data"])))
+    _rows(pdf, about)
+    _heading(pdf, "Measured on its validation split")
+    _rows(pdf, validation_figures(card))
+    pdf.ln(2)
+    pdf.set_font("Helvetica", "", 10)
+    pdf.multi_cell(0, 5, _text(
+        "These figures come from a validation split held out from the model's training data (public research "
+        "collections), not from this hospital's scans; expect lower figures on other scanners and populations. "
+        + DISCLAIMER), new_x="LMARGIN", new_y="NEXT")
+    return bytes(pdf.output())
