@@ -526,8 +526,8 @@ def abstaining(monkeypatch):
 
     real = inference.classify_inputs
 
-    def classify_inputs(loaded, x, tta=True):
-        preds = real(loaded, x, tta)
+    def classify_inputs(loaded, x, tta=True, modality="unknown"):
+        preds = real(loaded, x, tta, modality)
         for p in preds:
             p.reliable, p.reason = False, "This image's features are far from every training image (test reason)."
         return preds
@@ -664,3 +664,31 @@ def test_compare_on_a_folder_that_is_not_a_data_set(tmp_path):
     at.text_input(key="cmp_folder").input(str(tmp_path)).run()
     assert not at.exception
     assert at.error and str(tmp_path) not in at.error[0].value
+
+
+def test_a_ct_dicom_is_abstained_on_by_the_core_and_marked_in_the_csv():
+    """No stand-in: the core's own rule (a DICOM that says CT) makes the page abstain, and the
+    batch CSV marks the row."""
+    from factories import dicom_bytes
+
+    ct = dicom_bytes((phantom(64, 64, seed=3) * 1000).astype(np.uint16), modality="CT")
+    at = open_page("views/predict.py")
+    at.file_uploader(key="predict_upload").upload("head_ct.dcm", ct).run()
+    assert not at.exception
+    assert "cannot judge this image" in at.error[0].value and "modality is CT" in at.error[0].value
+    assert metric(at, "Result") == "No call"
+    mr = dicom_bytes((phantom(64, 64, seed=4) * 1000).astype(np.uint16), modality="MR")
+    at = open_page("views/predict.py")
+    at.file_uploader(key="predict_upload").upload("head_ct.dcm", ct).upload("head_mr.dcm", mr).run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    ct_row = table[table["file"] == "head_ct.dcm"].iloc[0]
+    assert not ct_row["reliable"] and ct_row["prediction"] == "no call (abstained)" and "modality is CT" in ct_row["reason"]
+
+
+def test_a_stage_call_shows_its_measured_balanced_accuracy():
+    at = open_page("views/predict.py")
+    at.radio(key="predict_task").set_value("alzheimer").run()
+    at.file_uploader(key="predict_upload").upload("slice.png", gray_png(7)).run()
+    assert not at.exception
+    assert "balanced accuracy" in texts(at) and "by chance" in texts(at)  # beside the call, or the "No call"

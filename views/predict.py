@@ -38,7 +38,7 @@ if not inputs:
 def _classification(_loaded, _image, content: str, model_path: str, index: int, modality: str):
     """(prediction, Grad-CAM picture, warnings) of one slice, per (content hash, model, slice)."""
     x = prepare(_image, _loaded.preprocessing)
-    pred = inference.classify_inputs(_loaded, x[None])[0]
+    pred = inference.classify_inputs(_loaded, x[None], modality=modality)[0]
     heat = explain.gradcam(_loaded, x, pred.index)
     cam = explain.overlay(x[..., 0] if x.shape[-1] == 1 else x, heat)
     return pred, cam, inference.input_warnings(_image, _loaded, pred, modality, model_input=x)
@@ -64,6 +64,15 @@ def slice_view(case, image, reading):
                         orientation_marks(case.stack))
 
 
+def measured_accuracy(card: dict) -> str:
+    """How often the model is right on images it never saw, beside every call: the dementia model's
+    stage calls are barely better than chance on new subjects, and a bare percentage would hide it."""
+    v = card["metrics"]["validation"]
+    chance = 1 / len(card["class_names"])
+    return (f"Measured on {v['n']} validation images ({card['split']['kind'].split(' (')[0]}): balanced accuracy "
+            f"{v['balanced_accuracy']:.0%}, against {chance:.0%} by chance. The confidence above is calibrated on the same images.")
+
+
 def show_classification(case, index: int, reading) -> None:
     image = case.stack.slice(index)
     pred, cam, warnings = classification(case, index)
@@ -87,9 +96,12 @@ def show_classification(case, index: int, reading) -> None:
                       help="Standard deviation of the top-class probability over 4 views (as is, mirrored, zoomed, both). "
                            "0 = the views agree.")
             st.plotly_chart(probability_chart(pred), width="stretch", key=f"bar_{case.key[:12]}_{index}")
+            weak = loaded.card["metrics"]["validation"]["balanced_accuracy"] < 0.7  # say it loudly where it is weak
+            (st.info if weak else st.caption)(measured_accuracy(loaded.card))
     else:
         with right:
             st.metric("Result", "No call", help="The model abstains: see the box above.")
+            st.caption(measured_accuracy(loaded.card))
             if st.toggle("Show the model's probabilities anyway", key=f"predict_show_probs_{case.key[:12]}_{index}"):
                 st.caption(f"Top class, not a call: {name} ({pred.confidence:.0%}).")
                 st.plotly_chart(probability_chart(pred), width="stretch", key=f"bar_{case.key[:12]}_{index}")
@@ -145,7 +157,7 @@ def _file_rows(_loaded, _stack, content: str, model_path: str, label: str) -> li
     slices = [_stack.slice(k) for k in range(_stack.n_slices)]
     rows = []
     if _loaded.kind == "classifier":
-        for k, (s, p) in enumerate(zip(slices, inference.classify(_loaded, slices))):
+        for k, (s, p) in enumerate(zip(slices, inference.classify(_loaded, slices, modality=_stack.modality))):
             warn = inference.input_warnings(s, _loaded, p, _stack.modality)
             rows.append({"file": label, "slice": k + 1,
                          "prediction": display_name(p.label) if p.reliable else "no call (abstained)",
