@@ -48,7 +48,7 @@ for n, c in cards.items():
         row["temperature"] = c.get("calibration", {}).get("temperature")
     row["validation split"] = f"{c['split']['kind']}; n={c['split']['n_val']}"
     rows.append(row)
-st.dataframe(side_by_side(rows), width="stretch")
+st.dataframe(side_by_side(rows), width="stretch", height="content")
 
 st.subheader("Training curves")
 curves = []
@@ -111,7 +111,7 @@ if source == "bundled samples":
 
 if is_seg:
     table = pd.DataFrame([{"model": n, **{k: v for k, v in r.items() if k != "dice_per_patient"}} for n, r in results.items()])
-    st.dataframe(side_by_side(table.to_dict("records")), width="stretch")
+    st.dataframe(side_by_side(table.to_dict("records")), width="stretch", height="content")
     long = table.melt(id_vars="model", value_vars=["dice_patient_mean", "dice_tumor_slices", "iou", "detection_auc", "detection_accuracy"])
     st.plotly_chart(px.bar(long, x="variable", y="value", color="model", barmode="group", range_y=[0, 1]),
                     width="stretch", key="cmp_seg_bars")
