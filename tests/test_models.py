@@ -10,7 +10,8 @@ from mri_core.tasks import TASKS
 
 
 def test_list_and_default(tiny_models):
-    assert models.list_models("lgg", tiny_models) == ["lgg_unet_lite"]
+    assert models.list_models("lgg", tiny_models) == ["lgg_flair_unet_lite", "lgg_unet_lite"]
+    assert models.default_model("lgg", tiny_models) == "lgg_unet_lite"
     assert models.default_model("brain_tumor", tiny_models) == "brain_tumor_mri_sepnet"
 
 
@@ -58,3 +59,10 @@ def test_bundled_tumour_model_reads_the_bundled_samples():
     labels, probs, paths, bad, _ = classifier_predictions(m, sample_dir("brain_tumor"))
     assert not bad and len(paths) == 12
     assert (probs.argmax(1) == labels).mean() >= 0.75
+
+
+def test_a_grey_upload_gets_the_one_sequence_segmenter(tiny_models):
+    name, why = models.segmenter_for(grey=True, root=tiny_models)
+    assert name == "lgg_flair_unet_lite" and "FLAIR" in why
+    name, why = models.segmenter_for(grey=False, root=tiny_models)
+    assert name == "lgg_unet_lite" and "three channels" in why

@@ -60,6 +60,22 @@ def model_picker(task: str, key: str, label: str = "Model") -> models.LoadedMode
     return get_model(name)
 
 
+def segmenter_picker(stack: ImageStack, key: str) -> models.LoadedModel:
+    """The tumour-mask model for this upload: the one ``models.segmenter_for`` picks (a grey upload
+    gets a one-sequence model), said and why; the user can still pick another. Grey and colour
+    uploads keep separate choices, so a new grey upload is not held to a colour upload's model."""
+    grey = not stack.is_color
+    suggested, why = models.segmenter_for(grey=grey)
+    names = models.list_models("lgg")
+    name = st.selectbox("Model", names, index=names.index(suggested), key=f"{key}_grey" if grey else key,
+                        format_func=lambda n: f"{n} (chosen for this upload)" if n == suggested else n)
+    if name == suggested:
+        (st.warning if grey and not models.is_single_sequence(models.read_card(name)) else st.caption)(why)
+    else:
+        st.caption(f"You chose {name}. For this upload the app would use {suggested}: {why}")
+    return get_model(name)
+
+
 MAX_CASES = 3  # cases kept per session (the current one and the last two files looked at): bounded memory
 
 

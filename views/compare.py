@@ -15,7 +15,7 @@ from mri_core.display import display_name, display_order
 from mri_core.io import read_image
 from mri_core.samples import sample_dir
 from mri_core.tasks import TASKS
-from views.common import DISCLAIMER, get_model, model_card, side_by_side, task_picker
+from views.common import DISCLAIMER, cross_source_rows, get_model, model_card, side_by_side, task_picker
 
 st.title("Model comparison")
 st.caption(DISCLAIMER)
@@ -31,12 +31,22 @@ def latency(name: str) -> float:
     return compare.cpu_latency_ms(get_model(name))
 
 
+def model_input(card: dict) -> str:
+    """What the model is given: size, channels and, for a segmenter, which sequences, one slice at a time."""
+    pre = card["preprocessing"]
+    text = f"{pre['size'][0]} px × {pre['channels']} ch"
+    if card["kind"] == "segmenter":
+        text += f", {pre['sequence'].upper()} only" if pre.get("sequence") else ", pre-contrast + FLAIR + post-contrast"
+        text += ", 2-D (one slice at a time)"
+    return text
+
+
 st.subheader("From the model cards (validation split)")
 rows = []
 for n, c in cards.items():
     v = c["metrics"]["validation"]
     row = {"model": n, "architecture": c["architecture"], "params": c["params"], "file MB": c.get("file_mb"),
-           "input": f"{c['preprocessing']['size'][0]} px × {c['preprocessing']['channels']} ch",
+           "input": model_input(c),
            "training": f"{c['training']['epochs_run']} epochs, {c['training']['seconds'] / 60:.0f} min"
                        + (f", mean of the last {c['weight_average']['epochs_averaged']}"
                           if c.get("weight_average", {}).get("kept") else ""),
@@ -46,9 +56,18 @@ for n, c in cards.items():
     else:
         row.update({k: v.get(k) for k in ("accuracy", "balanced_accuracy", "macro_f1", "auc_macro", "ece")})
         row["temperature"] = c.get("calibration", {}).get("temperature")
+        row["abstained on validation"] = c.get("reliability", {}).get("ood", {}).get("validation_abstained")
     row["validation split"] = f"{c['split']['kind']}; n={c['split']['n_val']}"
     rows.append(row)
 st.dataframe(side_by_side(rows), width="stretch", height="content")
+
+shifted = cross_source_rows(cards)
+if shifted:
+    st.subheader("On scans from other sources (held-out patients and subjects)")
+    st.caption("Tumour or not, on sources other than the tumour set: LGG patients' FLAIR and T1 slices (TCGA), OASIS T1 "
+               "slices. The T1 sequences were never trained on. Measured by `python -m mri_core.evaluate brain_tumor-shift`; "
+               "each row names its split.")
+    st.dataframe(pd.DataFrame(shifted), hide_index=True, width="stretch")
 
 st.subheader("Training curves")
 curves = []

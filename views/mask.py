@@ -21,8 +21,8 @@ from mri_core.measure import measure, volume_ml
 from mri_core.metrics import dice
 from mri_core.report import CaseReport
 from views.common import (
-    DISCLAIMER, Input, case_segmentation, choose_inputs, model_card, model_picker, open_case, patient_details, pdf_download,
-    reading_controls, show_errors, show_notes, slice_picker,
+    DISCLAIMER, Input, case_segmentation, choose_inputs, model_card, open_case, patient_details, pdf_download,
+    reading_controls, segmenter_picker, show_errors, show_notes, slice_picker,
 )
 
 CANVAS = 384  # on-screen canvas side; masks are resized back to the slice with nearest neighbour
@@ -30,7 +30,6 @@ CANVAS = 384  # on-screen canvas side; masks are resized back to the slice with 
 st.title("Tumour mask")
 st.caption(DISCLAIMER)
 
-loaded = model_picker("lgg", key="mask_model")
 inputs = show_errors(choose_inputs("lgg", key="mask", multiple=True))
 if not inputs:
     st.stop()
@@ -50,6 +49,7 @@ else:
     item = inputs[0]
 case = open_case(item)
 stack = case.stack
+loaded = segmenter_picker(stack, key="mask_model")
 if case.sample:
     st.caption(f"Bundled sample **{case.name}** from our validation split, not a patient's scan: drop a file above to read yours.")
 show_notes(stack)

@@ -18,20 +18,24 @@ from mri_core.display import display_name, display_order
 from mri_core.measure import measure
 from mri_core.preprocess import prepare
 from mri_core.report import CaseReport
+from mri_core.tasks import TASKS
 from views.common import (
     DISCLAIMER, case_segmentation, choose_inputs, model_card, model_picker, open_case, patient_details,
-    pdf_download, reading_controls, show_errors, show_notes, slice_picker, task_picker,
+    pdf_download, reading_controls, segmenter_picker, show_errors, show_notes, slice_picker, task_picker,
 )
 
 st.title("Upload & predict")
 st.caption(DISCLAIMER)
 
 task = task_picker("predict_task")
-loaded = model_picker(task, key=f"predict_model_{task}")
+segmenter = TASKS[task].kind == "segmenter"
+loaded = None if segmenter else model_picker(task, key=f"predict_model_{task}")
 # One uploader for every task: switching the task keeps the upload.
 inputs = show_errors(choose_inputs(task, key=f"predict_{task}", upload_key="predict"))
 if not inputs:
     st.stop()
+if segmenter:  # the mask model depends on the upload: a grey one gets a one-sequence (FLAIR) model
+    loaded = segmenter_picker(inputs[0].stack, key=f"predict_model_{task}")
 
 
 @st.cache_data(show_spinner="Predicting…", max_entries=64)
