@@ -127,24 +127,25 @@ NON_BRAIN_DICOM = {  # pydicom's own example files that are not brain MRI
 }
 
 
-def non_brain_images() -> dict[str, np.ndarray]:
-    """Slices that are not brain MRI: synthetic pictures and pydicom's CT, film and ultrasound files,
-    read through the app's reader."""
+def non_brain_images() -> dict[str, tuple[np.ndarray, str]]:
+    """Slices that are not brain MRI, with the modality their file gives ("unknown" for pictures):
+    synthetic pictures and pydicom's CT, film and ultrasound files, read through the app's reader."""
     from pydicom.data import get_testdata_file
 
     from mri_core.io import read_image
 
     h = w = 192
     yy, xx = np.mgrid[0:h, 0:w] / float(h)
-    out = {
+    pictures = {
         "colour_gradient": np.dstack([yy, xx, 1 - yy]).astype(np.float32),
         "noise": np.random.default_rng(0).random((h, w)).astype(np.float32),
         "checkerboard": ((np.floor(yy * 8) + np.floor(xx * 8)) % 2).astype(np.float32),
         "grey_ramp": xx.astype(np.float32),
     }
+    out = {name: (image, "unknown") for name, image in pictures.items()}
     for name, file in NON_BRAIN_DICOM.items():
         path = get_testdata_file(file)
         with open(path, "rb") as f:
             stack = read_image(f.read(), file)
-        out[name] = stack.slice(stack.n_slices // 2)
+        out[name] = (stack.slice(stack.n_slices // 2), stack.modality)
     return out

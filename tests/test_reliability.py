@@ -133,3 +133,23 @@ def test_a_dicom_of_another_modality_is_abstained_on(classifier):
         pred = inference.classify(classifier, [image], modality=modality)[0]
         assert not pred.reliable and f"modality is {modality}" in pred.reason
     assert R.modality_reason("OT") is None and R.modality_reason("unknown") is None
+
+
+
+BUNDLED = Path(__file__).resolve().parent.parent / "models"
+
+
+@pytest.mark.parametrize("name", ["brain_tumor_mobilenetv3_small", "brain_tumor_mri_sepnet"])
+def test_the_bundled_tumour_models_abstain_on_images_that_are_not_brain_mri(name):
+    """A picture, noise, a CT, a bone-scan film, an ultrasound: no call, whatever the model's
+    top class would have been (by their features, or by the modality their file gives)."""
+    from factories import non_brain_images
+    from mri_core.models import load
+
+    loaded = load(name, BUNDLED)
+    called = {}
+    for kind, (image, modality) in non_brain_images().items():
+        pred = inference.classify(loaded, [image], modality=modality)[0]
+        if pred.reliable:
+            called[kind] = f"{pred.label} {pred.confidence:.0%}"
+    assert not called, f"{name} called non-brain images: {called}"
