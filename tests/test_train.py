@@ -12,7 +12,7 @@ from mri_core.train import AugmentedBatches, class_weights, fit_temperature, per
 
 def test_cards_are_complete(tiny_models):
     names = list_models(root=tiny_models)
-    assert set(names) == {"brain_tumor_mri_sepnet", "alzheimer_mri_sepnet", "lgg_unet_lite"}
+    assert set(names) == {"brain_tumor_mri_sepnet", "alzheimer_mri_sepnet", "lgg_unet_lite", "lgg_flair_unet_lite"}
     for name in names:
         card = read_card(name, tiny_models)
         for key in ("task", "kind", "class_names", "preprocessing", "architecture", "gradcam_layer", "params",
