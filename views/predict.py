@@ -74,7 +74,7 @@ def measured_accuracy(card: dict) -> str:
     v = card["metrics"]["validation"]
     chance = 1 / len(card["class_names"])
     return (f"Measured on {v['n']} validation images ({card['split']['kind'].split(' (')[0]}): balanced accuracy "
-            f"{v['balanced_accuracy']:.0%}, against {chance:.0%} by chance. The confidence above is calibrated on the same images.")
+            f"{v['balanced_accuracy']:.0%}, against {chance:.0%} by chance. A call's confidence is calibrated on the same images.")
 
 
 def show_classification(case, index: int, reading) -> None:
