@@ -31,7 +31,7 @@ class LoadedModel:
     keras_model: Any
     path: Path
     ood: Any = None  # reliability.OodDetector, where the model has one (ood.npz beside it)
-    features_model: Any = None  # (probabilities, penultimate features) in one pass, for ``ood``
+    features_model: Any = None  # (probabilities, features of the layers ``ood`` reads) in one pass
 
     @property
     def task(self) -> str:
