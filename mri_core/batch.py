@@ -201,11 +201,9 @@ def predict_rows(loaded, spec: ModelSpec, items: list[tuple]) -> list[dict]:
     """Rows for (rel, slice, n_slices, image, spacing, modality) items, through the app's inference calls."""
     from mri_core import inference
 
-    if spec.kind == "classifier":  # the file's modality can rule a call out: classify runs of one modality together
-        preds = []
-        for modality, group in itertools.groupby(items, key=lambda it: it[5] if len(it) > 5 else "unknown"):
-            preds.extend(inference.classify(loaded, [it[3] for it in group], modality=modality))
-        return classifier_rows(spec, items, preds)
+    if spec.kind == "classifier":  # each file's modality can rule its calls out
+        return classifier_rows(spec, items, inference.classify(loaded, [it[3] for it in items],
+                                                               modality=[it[5] for it in items]))
     # Each file's slices are one volume, as on the mask page: items hold whole files here.
     preds = []
     for _, group in itertools.groupby(items, key=lambda it: it[0]):

@@ -42,16 +42,18 @@ def classifier_predictions(loaded: LoadedModel, data_dir: Path):
     folder = D.list_class_folder(data_dir, loaded.class_names)
     probs, labels, paths, unreadable, reliable = [], [], [], [], []
     for start in range(0, len(folder.paths), CHUNK):
-        slices = []
+        slices, modalities = [], []
         for path, y in zip(folder.paths[start : start + CHUNK], folder.labels[start : start + CHUNK]):
             try:
-                slices.append(sample_slice(read_image(path.read_bytes(), path.name)))
+                stack = read_image(path.read_bytes(), path.name)
             except UnreadableImage as exc:
                 unreadable.append({"path": str(path.relative_to(data_dir)), "reason": str(exc)})
                 continue
+            slices.append(sample_slice(stack))
+            modalities.append(stack.modality)  # as the app judges an upload: a CT file is abstained on
             labels.append(int(y))
             paths.append(path)
-        for p in classify(loaded, slices):
+        for p in classify(loaded, slices, modality=modalities):
             probs.append(p.probs)
             reliable.append(p.reliable)
     n = len(loaded.class_names)

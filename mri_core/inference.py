@@ -127,21 +127,25 @@ def classify_views(loaded: LoadedModel, x: np.ndarray, tta: bool = True) -> tupl
     return calibrate(raw.reshape(n, v, -1), loaded.temperature), distances
 
 
-def classify(loaded: LoadedModel, slices: list[np.ndarray], tta: bool = True, modality: str = "unknown") -> list[ClassPrediction]:
+def classify(loaded: LoadedModel, slices: list[np.ndarray], tta: bool = True,
+             modality: str | list[str] = "unknown") -> list[ClassPrediction]:
     """Class probabilities, calibrated, with a TTA uncertainty, for each slice; ``modality`` is the
-    file's own (a DICOM's Modality), which can rule the call out (``reliability.judge``)."""
+    file's own (a DICOM's Modality; one for all slices, or one per slice), which can rule the call
+    out (``reliability.judge``)."""
     if not slices:
         return []
     return classify_inputs(loaded, prepare_inputs(loaded, slices), tta, modality)
 
 
-def classify_inputs(loaded: LoadedModel, x: np.ndarray, tta: bool = True, modality: str = "unknown") -> list[ClassPrediction]:
+def classify_inputs(loaded: LoadedModel, x: np.ndarray, tta: bool = True,
+                    modality: str | list[str] = "unknown") -> list[ClassPrediction]:
     """``classify`` for inputs already through ``prepare`` (N, H, W, C): pages that also draw
     Grad-CAM on the prepared input prepare it once."""
     view_probs, distances = classify_views(loaded, x, tta)
     if distances is None:
         distances = [None] * len(view_probs)
-    return [_class_prediction(vp, loaded, d, modality) for vp, d in zip(view_probs, distances)]
+    modalities = [modality] * len(view_probs) if isinstance(modality, str) else list(modality)
+    return [_class_prediction(vp, loaded, d, m) for vp, d, m in zip(view_probs, distances, modalities)]
 
 
 def _class_prediction(view_probs: np.ndarray, loaded: LoadedModel, distance: float | None, modality: str) -> ClassPrediction:

@@ -65,8 +65,8 @@ def oasis_files(oasis_dir: Path) -> list[Path]:
 
 
 def score_images(loaded: LoadedModel, images, has_tumour: np.ndarray) -> dict:
-    """Tumour / no-tumour figures of the model's calls on ``images`` (an iterable of slices, read
-    lazily) whose truth is ``has_tumour``: sensitivity and specificity of the calls as made, the
+    """Tumour / no-tumour figures of the model's calls on ``images`` (an iterable of (slice, its
+    file's modality), read lazily) whose truth is ``has_tumour``: sensitivity and specificity of the calls as made, the
     share of abstentions, accuracy and sensitivity/specificity on the calls made (not abstained),
     and the share of wrong calls that were abstained or warned about."""
     from mri_core.inference import classify, input_warnings
@@ -76,14 +76,15 @@ def score_images(loaded: LoadedModel, images, has_tumour: np.ndarray) -> dict:
     batch = []
 
     def flush():
-        for image, pred in zip(batch, classify(loaded, batch)):
+        slices, modalities = [b[0] for b in batch], [b[1] for b in batch]
+        for image, modality, pred in zip(slices, modalities, classify(loaded, slices, modality=modalities)):
             called_tumour.append(pred.label != NO_TUMOUR)
             abstained.append(not pred.reliable)
-            warned.append(bool(input_warnings(image, loaded, pred)))
+            warned.append(bool(input_warnings(image, loaded, pred, modality)))
         batch.clear()
 
-    for image in images:
-        batch.append(image)
+    for item in images:
+        batch.append(item)
         if len(batch) == CHUNK:
             flush()
     flush()
@@ -113,14 +114,16 @@ def score_images(loaded: LoadedModel, images, has_tumour: np.ndarray) -> dict:
 def _lgg_images(slices: list[D.LggSlice], channel: str):
     c = D.LGG_CHANNELS.index(channel)
     for s in slices:
-        yield D.lgg_channel(read_image(s.image_path.read_bytes(), s.image_path.name).slices[0], c)
+        stack = read_image(s.image_path.read_bytes(), s.image_path.name)
+        yield D.lgg_channel(stack.slices[0], c), stack.modality
 
 
 def _files(paths):
     from mri_core.evaluate import sample_slice
 
     for p in paths:
-        yield sample_slice(read_image(Path(p).read_bytes(), Path(p).name))
+        stack = read_image(Path(p).read_bytes(), Path(p).name)
+        yield sample_slice(stack), stack.modality
 
 
 def score_shift(loaded: LoadedModel, lgg_dir: Path | None = None, oasis_dir: Path | None = None,

@@ -52,3 +52,20 @@ def test_unreadable_files_are_counted(tiny_models, synthetic_data, tmp_path):
     (tmp_path / "bt" / "glioma" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
     r = evaluate.score_classifier(load("brain_tumor_mri_sepnet", tiny_models), tmp_path / "bt")
     assert r["n"] == 24 and r["n_unreadable"] == 1
+
+
+def test_evaluate_abstains_on_a_ct_file_as_the_app_does(use_tiny_models, tmp_path):
+    """Each file is judged with its own modality: the CT DICOM is abstained on, the MR ones are not
+    (the tiny models' feature check is widened, so the modality alone decides here)."""
+    from factories import dicom_bytes, phantom
+
+    from mri_core.tasks import TASKS
+
+    for i, name in enumerate(TASKS["brain_tumor"].class_names):
+        (tmp_path / name).mkdir()
+        pixels = (phantom(64, 64, seed=i) * 1000).astype(np.uint16)
+        (tmp_path / name / "mr.dcm").write_bytes(dicom_bytes(pixels, modality="MR"))
+    (tmp_path / "glioma" / "ct.dcm").write_bytes(dicom_bytes((phantom(64, 64, seed=9) * 1000).astype(np.uint16), modality="CT"))
+    labels, probs, paths, bad, reliable = evaluate.classifier_predictions(load("brain_tumor_mri_sepnet"), tmp_path)
+    assert [p.name for p, r in zip(paths, reliable) if not r] == ["ct.dcm"]
+    assert evaluate.score_classifier(load("brain_tumor_mri_sepnet"), tmp_path)["abstained"] == 0.2

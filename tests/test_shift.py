@@ -32,7 +32,8 @@ def brightness_model():
 
 
 def uniform(value):
-    return np.full((40, 40), value, np.float32)
+    """A uniform slice, as ``score_images`` takes it: with its file's modality."""
+    return np.full((40, 40), value, np.float32), "unknown"
 
 
 def test_score_images_counts_calls_against_the_truth(brightness_model):
