@@ -1,8 +1,8 @@
 """Throughput of the Dask batch scorer next to the bare model's, and memory per worker.
 
-    python bench/batch.py                          # brain_tumor's default model, 768 synthetic slices
-    python bench/batch.py --task lgg --files 512 --workers 2 --json
-    python bench/batch.py --input /data/study --task alzheimer
+    python -m bench.batch                          # brain_tumor's default model, 768 synthetic slices
+    python -m bench.batch --task lgg --files 512 --workers 2 --json
+    python -m bench.batch --input /data/study --task alzheimer
 
 Why both numbers: ``predict_on_batch`` on a (32, H, W, C) array is the ceiling no pipeline can
 beat; the batch command adds reading, cropping, TTA (4 views per slice for classifiers),
@@ -16,21 +16,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # `python bench/batch.py` puts bench/, not the repo, on the path
-    sys.path.insert(0, str(ROOT))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from bench.run import BATCH, emit, input_shape, log, machine, synthetic_sample, throughput_ips  # noqa: E402
-from mri_core import batch, models  # noqa: E402
+from bench.harness import emit, log, machine
+from bench.run import BATCH, input_shape, synthetic_sample, throughput_ips
+from mri_core import batch, models
 
 TTA_VIEWS = 4  # inference.classify sees every slice four times; segment sees it once
 

@@ -1,7 +1,7 @@
 """Bounded load test: N browser sessions at once upload a scan and wait for the prediction.
 
-    python bench/load.py                          # 8 sessions x 3 requests: a table, then one JSON line
-    python bench/load.py --sessions 4 --requests 2 --json   # the JSON line only
+    python -m bench.load                          # 8 sessions x 3 requests: a table, then one JSON line
+    python -m bench.load --sessions 4 --requests 2 --json   # the JSON line only
 
 It starts its own ``streamlit run app.py`` on localhost (a free port) on the models in
 ``models/`` (or ``$MRI_MODELS_DIR``), and drives Debian's Chromium through Playwright: one
@@ -29,264 +29,19 @@ import argparse
 import asyncio
 import json
 import os
-import socket
-import subprocess
 import sys
-import tempfile
-import threading
 import time
-import urllib.request
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # `python bench/load.py` puts bench/, not the repo, on the path
-    sys.path.insert(0, str(ROOT))
+from bench.harness import (
+    HOME_READY_JS, PREDICT_PATH, ROOT, VIEWPORT, WAIT_MS, MemoryWatch, fmt, launch_options, log, rounded, serve,
+    server_pid_for, upload_and_predict, wait_ready, open_predict, page_errors,
+)
 
-from bench.run import fmt, rounded  # noqa: E402
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--no-first-run", "--disable-sync", "--disable-dev-shm-usage",
-]
-VIEWPORT = {"width": 1280, "height": 1600}
-PREDICT_PATH = "/predict"
-UPLOAD_INPUT = '.st-key-predict_upload input[type="file"]'
 DEFAULT_FILES = sorted(p for p in (ROOT / "samples" / "brain_tumor").glob("*/*.jpg"))
-SERVER_START_TIMEOUT_S = 180
-WAIT_MS = 120_000  # one page load or one prediction, on 2 busy cores
 RUN_TIMEOUT_S = 1800  # the whole run, whatever the counts
-MEMORY_SAMPLE_S = 0.2
-
-# The prediction shown for upload `name`, once the rerun that shows it has finished: the subheader
-# names the file, no element is stale, the Grad-CAM caption and the Prediction metric are there.
-# Returns null until then. Any error alert or exception on the page is returned too.
-RESULT_JS = """
-(name) => {
-  const errors = [...document.querySelectorAll(
-      '[data-testid="stAlertContentError"], [data-testid="stException"]')].map(e => e.innerText.trim());
-  if (errors.length) return {prediction: null, errors};
-  if (document.querySelector('[data-stale="true"]')) return null;
-  if (document.querySelector('[data-testid="stStatusWidgetRunningIcon"]')) return null;
-  const heads = [...document.querySelectorAll('h3')].map(h => h.innerText.trim());
-  if (!heads.includes(name)) return null;
-  const captions = [...document.querySelectorAll('[data-testid="stImageCaption"]')].map(c => c.innerText);
-  if (!captions.some(c => c.startsWith('Grad-CAM for'))) return null;
-  const metric = [...document.querySelectorAll('[data-testid="stMetric"]')].find(
-      m => (m.querySelector('[data-testid="stMetricLabel"]')?.innerText || '').trim() === 'Prediction');
-  if (!metric) return null;
-  return {prediction: metric.querySelector('[data-testid="stMetricValue"]').innerText.trim(), errors: []};
-}
-"""
-# The rerun after removing the uploads `names` has finished: none of them is the subheader any
-# more (the bundled sample is), nothing is stale and the script is not running.
-IDLE_WITHOUT_JS = """
-(names) => {
-  if (document.querySelector('[data-stale="true"]')) return false;
-  if (document.querySelector('[data-testid="stStatusWidgetRunningIcon"]')) return false;
-  const heads = [...document.querySelectorAll('h3')].map(h => h.innerText.trim());
-  return heads.length > 0 && !heads.some(h => names.includes(h));
-}
-"""
-# The predict page's first run has finished (the bundled sample's prediction is shown).
-READY_JS = """
-() => {
-  if (document.querySelector('[data-stale="true"]')) return false;
-  if (document.querySelector('[data-testid="stStatusWidgetRunningIcon"]')) return false;
-  if (!document.querySelector('h3')) return false;
-  return [...document.querySelectorAll('[data-testid="stMetricLabel"]')].some(l => l.innerText.trim() === 'Prediction');
-}
-"""
-# The home page has finished its first run.
-HOME_READY_JS = """
-() => !document.querySelector('[data-testid="stStatusWidgetRunningIcon"]')
-      && [...document.querySelectorAll('h1')].some(h => h.innerText.includes('MRI Insight'))
-      && !!document.querySelector('[data-testid="stAlertContentWarning"]')
-"""
-ERRORS_JS = """
-() => [...document.querySelectorAll('[data-testid="stAlertContentError"], [data-testid="stException"]')]
-        .map(e => e.innerText.trim())
-"""
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)  # stdout is kept for the result
-
-
-# --------------------------------------------------------------------------- the server
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@dataclass
-class Server:
-    url: str
-    pid: int
-    log_path: Path
-
-
-@contextmanager
-def serve(models_dir: Path | str, port: int | None = None, timeout_s: float = SERVER_START_TIMEOUT_S):
-    """``streamlit run app.py`` on localhost with ``MRI_MODELS_DIR=models_dir``; stopped on exit."""
-    port = port or free_port()
-    env = dict(os.environ)
-    env["MRI_MODELS_DIR"] = str(models_dir)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [env.get("PYTHONPATH")])])
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-           "--server.headless", "true", "--server.address", "localhost",
-           "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"]
-    log_file = tempfile.NamedTemporaryFile("w+b", prefix="mri-streamlit-", suffix=".log", delete=False)
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT)
-    url = f"http://localhost:{port}"
-    try:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"streamlit exited with {proc.returncode}: {_tail(log_file.name)}")
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=5) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"streamlit not healthy after {timeout_s:.0f} s: {_tail(log_file.name)}")
-            time.sleep(0.5)
-        yield Server(url, proc.pid, Path(log_file.name))
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=20)
-        log_file.close()
-
-
-def _tail(path: str, n: int = 3000) -> str:
-    return Path(path).read_bytes()[-n:].decode(errors="replace")
-
-
-def launch_options() -> dict:
-    return {"executable_path": CHROMIUM, "args": CHROMIUM_ARGS, "headless": True}
-
-
-# --------------------------------------------------------------------------- memory
-
-
-class MemoryWatch:
-    """Resident set of one process in MB, sampled in a thread for the peak."""
-
-    def __init__(self, pid: int | None):
-        import psutil
-
-        self.proc = psutil.Process(pid) if pid else None
-        self.peak = self.now()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-
-    def now(self) -> float | None:
-        if self.proc is None:
-            return None
-        try:
-            return self.proc.memory_info().rss / 2**20
-        except Exception:  # the process went away: no figure rather than a crash
-            return None
-
-    def _loop(self) -> None:
-        while not self._stop.wait(MEMORY_SAMPLE_S):
-            v = self.now()
-            if v is not None and (self.peak is None or v > self.peak):
-                self.peak = v
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join(timeout=5)
-        v = self.now()
-        if v is not None and (self.peak is None or v > self.peak):
-            self.peak = v
-
-
-def server_pid_for(url: str) -> int | None:
-    """The pid listening on the url's port (for a server this module did not start)."""
-    import psutil
-    from urllib.parse import urlparse
-
-    port = urlparse(url).port
-    try:
-        for c in psutil.net_connections(kind="tcp"):
-            if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port and c.pid:
-                return c.pid
-    except psutil.AccessDenied:
-        pass
-    return None
-
-
-# --------------------------------------------------------------------------- one browser session
-
-
-async def open_predict(context, url: str):
-    page = await context.new_page()
-    page.set_default_timeout(WAIT_MS)
-    await page.goto(url.rstrip("/") + PREDICT_PATH, timeout=WAIT_MS)
-    await page.locator(UPLOAD_INPUT).wait_for(state="attached", timeout=WAIT_MS)
-    return page
-
-
-async def remove_uploads(page, limit: int = 20) -> None:
-    """Delete every file in the uploader (it keeps earlier ones; a request is one file), then
-    wait for the rerun that follows: the page is back on the bundled sample, nothing stale."""
-    chips = page.locator('[data-testid="stFileChipDeleteBtn"] button')
-    names = await page.locator('[data-testid="stFileChipName"]').all_inner_texts()
-    if not names:
-        return
-    for _ in range(limit):
-        n = await chips.count()
-        if not n:
-            break
-        await chips.first.click()
-        await page.wait_for_function(
-            "n => document.querySelectorAll('[data-testid=\"stFileChipDeleteBtn\"] button').length < n",
-            arg=n, timeout=WAIT_MS)
-    else:
-        raise RuntimeError(f"the uploader still holds files after {limit} deletions")
-    await page.wait_for_function(IDLE_WITHOUT_JS, arg=[n.strip() for n in names], timeout=WAIT_MS, polling=100)
-
-
-async def upload_and_predict(page, path: Path, name: str) -> tuple[float, str | None, list[str]]:
-    """Upload ``path`` as ``name`` on the predict page; (latency in s, predicted class, error texts)."""
-    await remove_uploads(page)
-    # The name after the JPEG's end marker: decoders ignore it, and the bytes (so the content hash
-    # the app caches results by) are new for every request, as a new patient's scan would be.
-    data = path.read_bytes() + b"\n" + name.encode()
-    t0 = time.perf_counter()
-    await page.locator(UPLOAD_INPUT).set_input_files({"name": name, "mimeType": "image/jpeg", "buffer": data})
-    handle = await page.wait_for_function(RESULT_JS, arg=name, timeout=WAIT_MS, polling=100)
-    latency = time.perf_counter() - t0
-    result = await handle.json_value()
-    return latency, result["prediction"], result["errors"]
-
-
-async def wait_ready(page, timeout_ms: int = WAIT_MS) -> None:
-    """The predict page has finished its first run: the bundled sample's prediction is shown."""
-    await page.wait_for_function(READY_JS, timeout=timeout_ms, polling=100)
-
-
-async def page_errors(page) -> list[str]:
-    return await page.evaluate(ERRORS_JS)
 
 
 # --------------------------------------------------------------------------- the load run

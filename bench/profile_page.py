@@ -1,13 +1,13 @@
 """cProfile around the predict page's runs (AppTest, real models in models/): an upload, then reruns.
 
-    python bench/profile_page.py .          # times only
-    python bench/profile_page.py . profile  # and the top of the profile of each run
+    python -m bench.profile_page          # times only
+    python -m bench.profile_page profile  # and the top of the profile of each run
 """
 import cProfile, io, os, pstats, sys, time
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
-root = os.path.abspath(sys.argv[1])
-PROFILE = len(sys.argv) > 2
-os.chdir(root); sys.path.insert(0, root)
+from bench.harness import ROOT
+root = str(ROOT)
+PROFILE = len(sys.argv) > 1
 from streamlit.testing.v1 import AppTest
 from streamlit.runtime.scriptrunner import script_runner as sr
 _orig = sr.ScriptRunner._run_script

@@ -1,8 +1,8 @@
 """Speed and size of every model in the registry, and of the app's pipeline around them.
 
-    python bench/run.py                     # a readable table
-    python bench/run.py --json              # one JSON object on the last line
-    python bench/run.py --repeats 50 --models brain_tumor_mri_sepnet --skip-cold-start
+    python -m bench.run                     # a readable table
+    python -m bench.run --json              # one JSON object on the last line
+    python -m bench.run --repeats 50 --models brain_tumor_mri_sepnet --skip-cold-start
 
 Every figure is taken in one run on one machine, next to a Keras MobileNetV2 built in the
 same run: its latency is the yardstick (``ratio_to_reference``), so numbers from different
@@ -17,8 +17,6 @@ import argparse
 import io
 import json
 import os
-import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -28,13 +26,10 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TF's start-up chatter would bury the table
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # `python bench/run.py` puts bench/, not the repo, on the path
-    sys.path.insert(0, str(ROOT))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from mri_core import models  # noqa: E402
+from bench.harness import ROOT, emit, fmt, log, machine, peak_rss_mb
+from mri_core import models
 
 WARMUP = 3
 BATCH = 32
@@ -57,9 +52,6 @@ except BaseException as e:
     print(json.dumps({"returned_at": None, "error": f"{type(e).__name__}: {e}"}))
 """
 
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)  # stdout is kept for the result
 
 
 def median_ms(fn, repeats: int, warmup: int = WARMUP) -> float:
@@ -206,11 +198,6 @@ def pipeline(loaded: list[models.LoadedModel], repeats: int) -> dict:
     return out
 
 
-def peak_rss_mb() -> float:
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss / 2**20 if sys.platform == "darwin" else rss / 1024  # bytes on macOS, KiB on Linux
-
-
 def cold_start(app: Path = ROOT / "app.py", timeout: float = 120) -> tuple[float | None, str | None]:
     """Seconds from starting a fresh interpreter to AppTest's first run() returning, or (None, why)."""
     if not app.exists():
@@ -234,45 +221,6 @@ def cold_start(app: Path = ROOT / "app.py", timeout: float = 120) -> tuple[float
 
 
 # --------------------------------------------------------------------------- report
-
-
-def machine() -> dict:
-    import keras
-    import tensorflow as tf
-
-    return {
-        "cpu_count": os.cpu_count(),
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "python": platform.python_version(),
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-    }
-
-
-def rounded(obj, digits: int = 3):
-    """Round floats for a readable JSON; structure and types are left alone."""
-    if isinstance(obj, float):
-        return round(obj, digits)
-    if isinstance(obj, dict):
-        return {k: rounded(v, digits) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [rounded(v, digits) for v in obj]
-    return obj
-
-
-def emit(result: dict, as_json: bool, table) -> dict:
-    """The benchmarks' common ending: round, then one JSON line or the table."""
-    result = rounded(result)
-    if as_json:
-        print(json.dumps(result))
-    else:
-        table(result)
-    return result
-
-
-def fmt(value, spec: str, unit: str = "") -> str:
-    return "n/a" if value is None else f"{value:{spec}}{unit}"
 
 
 def print_table(r: dict) -> None:

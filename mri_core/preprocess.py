@@ -153,7 +153,3 @@ def prepare(image: np.ndarray, preprocessing: Mapping[str, Any]) -> np.ndarray:
         spec = preprocessing["intensity"]
         img = normalize_intensity(img, spec["reference_p99"], float(spec["max_gain"]))
     return np.ascontiguousarray(img, dtype=np.float32)
-
-
-def prepare_batch(images: list[np.ndarray], preprocessing: Mapping[str, Any]) -> np.ndarray:
-    return np.stack([prepare(im, preprocessing) for im in images]) if images else np.zeros((0,), np.float32)

@@ -52,3 +52,9 @@ def test_imagenet_style_weights_load_from_a_user_file(tmp_path):
     model = create_model("mobilenetv3_small", num_classes=4, input_size=(64, 64), weights=str(path))
     ref = backbone.get_layer("conv").get_weights()[0]
     np.testing.assert_array_equal(model.get_layer("conv").get_weights()[0], ref)
+
+
+def test_sepnet_description_gives_its_parameter_count():
+    model = create_model("mri_sepnet", num_classes=4, input_size=(64, 64))
+    assert model.count_params() == 188_932  # the bundled sepnet cards say the same
+    assert f"{round(model.count_params() / 1000)} k parameters" in get_architecture("mri_sepnet").description

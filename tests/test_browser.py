@@ -17,7 +17,7 @@ import pytest
 pytest.importorskip("playwright.sync_api")
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
 
-from bench.load import (  # noqa: E402
+from bench.harness import (  # noqa: E402
     CHROMIUM, ERRORS_JS, HOME_READY_JS, READY_JS, RESULT_JS, UPLOAD_INPUT, VIEWPORT, launch_options, serve,
 )
 
