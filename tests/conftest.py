@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -101,6 +102,27 @@ def make_lenient(models_dir: Path, name: str) -> None:
     for calls in card["reliability"]["calls"].values():
         calls["better_than_chance"] = True
     write_card(name, card, models_dir)
+
+
+@pytest.fixture(scope="session")
+def two_tumour_models(tiny_models, tmp_path_factory) -> Path:
+    """A copy of the tiny models plus ``brain_tumor_second``: the tiny tumour model with its output
+    layer's weights negated, so switching to it changes every call (a model-switch test can tell)."""
+    import keras
+
+    from mri_core.models import read_card, write_card
+
+    out = tmp_path_factory.mktemp("two_models") / "models"
+    shutil.copytree(tiny_models, out)
+    shutil.copytree(out / "brain_tumor_mri_sepnet", out / "brain_tumor_second")
+    model = keras.saving.load_model(out / "brain_tumor_second" / "model.keras", compile=False)
+    probs = model.get_layer("probs")
+    probs.set_weights([-w for w in probs.get_weights()])
+    model.save(out / "brain_tumor_second" / "model.keras")
+    card = read_card("brain_tumor_second", out)
+    card.update(name="brain_tumor_second", default=False)
+    write_card("brain_tumor_second", card, out)
+    return out
 
 
 @pytest.fixture(scope="session")
