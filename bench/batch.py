@@ -27,6 +27,7 @@ import numpy as np
 from bench.harness import emit, log, machine
 from bench.run import BATCH, input_shape, synthetic_sample, throughput_ips
 from mri_core import batch, models
+from mri_core.tasks import TASKS
 
 TTA_VIEWS = 4  # inference.classify sees every slice four times; segment sees it once
 
@@ -114,7 +115,7 @@ def print_table(r: dict) -> None:
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--task", default="brain_tumor", choices=["brain_tumor", "alzheimer", "lgg"])
+    p.add_argument("--task", default="brain_tumor", choices=list(TASKS))
     p.add_argument("--model", help="model name (default: the task's default model)")
     p.add_argument("--input", type=Path, help="a folder of scans (default: --files synthetic slices)")
     p.add_argument("--files", type=int, default=768, help="synthetic slices to make (default 768)")
