@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mri_core import data as D
 from mri_core.evaluate import classifier_predictions, score_lgg
+from mri_core.io.folders import list_class_folder, list_lgg
 from mri_core.metrics import auc, classification_report, reliability, roc_curve
 from mri_core.models import LoadedModel
 
@@ -28,8 +28,8 @@ def count_images(data_dir: Path, class_names: list[str] | None) -> int:
     """How many images an evaluation of ``data_dir`` will read: one sub-folder per class for a
     classifier (``class_names``), the LGG layout (slices.csv) for a segmenter (None)."""
     if class_names is None:
-        return len(D.list_lgg(data_dir))
-    return len(D.list_class_folder(data_dir, list(class_names)).paths)
+        return len(list_lgg(data_dir))
+    return len(list_class_folder(data_dir, list(class_names)).paths)
 
 
 def evaluate_classifiers(models: list[LoadedModel], data_dir: Path) -> list[ClassifierRun]:
@@ -41,7 +41,7 @@ def evaluate_classifiers(models: list[LoadedModel], data_dir: Path) -> list[Clas
 
 
 def evaluate_segmenters(models: list[LoadedModel], data_dir: Path) -> dict[str, dict]:
-    slices = D.list_lgg(data_dir)
+    slices = list_lgg(data_dir)
     return {m.name: score_lgg(m, slices) for m in models}
 
 

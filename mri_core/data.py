@@ -2,55 +2,23 @@
 
 Images go through exactly the app's path (``io.read_image`` -> ``preprocess.prepare``) and the
 result is cached as ``.npz`` under ``cache/`` so a training run does not decode 5,000 JPEGs again.
+The layouts themselves are listed by ``mri_core.io.folders``, which the app uses without this module.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
-import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 
 from mri_core.io import read_image
+from mri_core.io.folders import LGG_CHANNELS, LggSlice, lgg_channel, list_class_folder, list_lgg, read_mask
 from mri_core.preprocess import prepare, resize
 
 CACHE_DIR = Path(__file__).resolve().parent.parent / "cache"
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".dcm", ".nii", ".nii.gz")
-
-
-@dataclass
-class ClassFolder:
-    paths: list[Path]
-    labels: np.ndarray  # int index into class_names
-    class_names: list[str]
-
-
-def list_class_folder(root: Path, class_names: list[str] | tuple[str, ...]) -> ClassFolder:
-    """Files of a ``root/<class>/*`` folder, matching folder names to the task's classes.
-
-    Folder names are matched case-insensitively; a folder that names no known class is an error
-    (it would silently drop data).
-    """
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root} is not a folder")
-    lookup = {c.lower(): i for i, c in enumerate(class_names)}
-    paths, labels = [], []
-    for sub in sorted(p for p in root.iterdir() if p.is_dir()):
-        if sub.name.lower() not in lookup:
-            raise ValueError(f"folder {sub.name!r} in {root} is not one of the classes {list(class_names)}")
-        for f in sorted(sub.rglob("*")):
-            if f.is_file() and f.name.lower().endswith(IMAGE_SUFFIXES):
-                paths.append(f)
-                labels.append(lookup[sub.name.lower()])
-    if not paths:
-        raise ValueError(f"no images found under {root}/<class>/")
-    return ClassFolder(paths, np.asarray(labels, dtype=np.int64), list(class_names))
 
 
 def _cache_path(kind: str, root: Path, preprocessing: Mapping[str, Any], n: int) -> Path:
@@ -137,43 +105,6 @@ def group_split(groups: np.ndarray, labels: np.ndarray, val_fraction: float, see
 # --------------------------------------------------------------------------- LGG
 
 
-@dataclass
-class LggSlice:
-    patient_id: str
-    image_path: Path
-    mask_path: Path
-    has_tumor: int
-
-
-def list_lgg(root: Path) -> list[LggSlice]:
-    root = Path(root)
-    table = root / "slices.csv"
-    if not table.exists():
-        raise FileNotFoundError(f"{table} not found: an LGG folder needs slices.csv")
-    rows = []
-    with open(table, newline="") as f:
-        for r in csv.DictReader(f):
-            rows.append(LggSlice(r["patient_id"], root / r["image_path"], root / r["mask_path"], int(r["has_tumor"])))
-    # Slice order inside a patient follows the number in the file name.
-    def key(s: LggSlice):
-        m = re.search(r"_(\d+)\.\w+$", s.image_path.name)
-        return (s.patient_id, int(m.group(1)) if m else 0)
-
-    return sorted(rows, key=key)
-
-
-def mask_from_bytes(data: bytes, filename: str) -> np.ndarray:
-    """A 0/255 mask file's bytes (gray or colour) to a bool array; UnreadableImage if not an image."""
-    m = read_image(data, filename).slices[0]
-    if m.ndim == 3:
-        m = m.max(axis=-1)
-    return m > 0.5
-
-
-def read_mask(path: Path) -> np.ndarray:
-    return mask_from_bytes(Path(path).read_bytes(), Path(path).name)
-
-
 def load_lgg(root: Path, preprocessing: Mapping[str, Any], cache: bool = True):
     """(x, masks, patients, has_tumor) with images prepared for the model and masks at the same size."""
     slices = list_lgg(root)
@@ -214,7 +145,6 @@ def patient_split(patients: np.ndarray, has_tumor: np.ndarray, val_patients: int
 # (the dementia set, no tumours), each split as its own task splits it.
 
 MIN_TUMOR_PX = 200  # an LGG slice counts as showing a tumour from this many reference pixels (256 px slices)
-LGG_CHANNELS = ("pre-contrast", "flair", "post-contrast")  # the order of the LGG JPEGs' channels
 LGG_VAL_PATIENTS, SPLIT_SEED, VAL_FRACTION = 14, 42, 0.12  # the splits the trained models use
 ALZHEIMER_SPLIT_PRE = {"crop": True, "size": [128, 128], "channels": 1, "scale": "[0, 1]"}
 
@@ -224,11 +154,6 @@ def lgg_tumor_labels(slices: list[LggSlice]) -> np.ndarray:
     (a sliver of tumour: neither a clear tumour slice nor a clean tumour-free one)."""
     px = np.asarray([int(read_mask(s.mask_path).sum()) for s in slices])
     return np.where(px >= MIN_TUMOR_PX, 1, np.where(px == 0, 0, -1))
-
-
-def lgg_channel(image: np.ndarray, c: int) -> np.ndarray:
-    """Channel ``c`` of an LGG slice; a slice read as grey (its three channels were equal) is its own."""
-    return image[..., c] if image.ndim == 3 else image
 
 
 def load_lgg_channel(root: Path, preprocessing: Mapping[str, Any], channel: str = "flair", cache: bool = True):

@@ -20,8 +20,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
-from mri_core import data as D
 from mri_core.io import UnreadableImage, read_image
+from mri_core.io.folders import LGG_CHANNELS, LggSlice, lgg_channel, list_class_folder, list_lgg, read_mask
 from mri_core.metrics import auc, classification_report, dice, iou
 from mri_core.models import LoadedModel, default_model, load
 from mri_core.tasks import get_task
@@ -39,7 +39,7 @@ def classifier_predictions(loaded: LoadedModel, data_dir: Path):
     set; ``reliable`` is False where the app would abstain (``ClassPrediction.reliable``)."""
     from mri_core.inference import classify
 
-    folder = D.list_class_folder(data_dir, loaded.class_names)
+    folder = list_class_folder(data_dir, loaded.class_names)
     probs, labels, paths, unreadable, reliable = [], [], [], [], []
     for start in range(0, len(folder.paths), CHUNK):
         slices, modalities = [], []
@@ -73,12 +73,12 @@ def score_classifier(loaded: LoadedModel, data_dir: Path) -> dict:
     return report
 
 
-def score_lgg(loaded: LoadedModel, slices: list[D.LggSlice], channel: str | None = None) -> dict:
+def score_lgg(loaded: LoadedModel, slices: list[LggSlice], channel: str | None = None) -> dict:
     """Per-patient 3-D Dice and IoU, Dice over tumour slices, and slice-level detection.
     ``channel``: give the model only that sequence of each slice, grey (as a one-sequence upload)."""
     from mri_core.inference import segment
 
-    by_patient: dict[str, list[D.LggSlice]] = {}
+    by_patient: dict[str, list[LggSlice]] = {}
     for s in slices:
         by_patient.setdefault(s.patient_id, []).append(s)
     patient_dice, patient_iou, tumor_slice_dice = [], [], []
@@ -86,8 +86,8 @@ def score_lgg(loaded: LoadedModel, slices: list[D.LggSlice], channel: str | None
     for pid, rows in by_patient.items():
         images = [read_image(r.image_path.read_bytes(), r.image_path.name).slices[0] for r in rows]
         if channel:
-            images = [D.lgg_channel(im, D.LGG_CHANNELS.index(channel)) for im in images]
-        truths = [D.read_mask(r.mask_path) for r in rows]
+            images = [lgg_channel(im, LGG_CHANNELS.index(channel)) for im in images]
+        truths = [read_mask(r.mask_path) for r in rows]
         # One patient is one volume, in slice order: as the app segments a NIfTI file or series.
         preds = segment(loaded, images, volume=True)
         pm = np.stack([p.mask for p in preds])
@@ -126,7 +126,7 @@ def evaluate(task: str, data_dir: Path, model: str | None = None, channel: str |
     if loaded.task != task:
         raise SystemExit(f"model {name} is for task {loaded.task}, not {task}")
     if loaded.kind == "segmenter":
-        result = score_lgg(loaded, D.list_lgg(data_dir), channel)
+        result = score_lgg(loaded, list_lgg(data_dir), channel)
     else:
         result = score_classifier(loaded, Path(data_dir))
     return {"task": task, "model": name, "data_dir": str(data_dir), **({"channels": channel} if channel else {}), **result}
@@ -161,7 +161,7 @@ def main(argv=None):
                    help=f"{SHIFT}: LGG folder (default: the shared one, its held-out patients only)")
     p.add_argument("--oasis", type=Path, default=get_task("alzheimer").data_dir,
                    help=f"{SHIFT}: OASIS slices (default: the dementia set, its validation subjects only)")
-    p.add_argument("--channels", choices=list(D.LGG_CHANNELS),
+    p.add_argument("--channels", choices=list(LGG_CHANNELS),
                    help="lgg: give the model only this sequence of each slice, grey, and (without --model) "
                         "choose the model as the app does for a grey upload")
     p.add_argument("--json", action="store_true", help="print one JSON object")

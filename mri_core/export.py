@@ -16,7 +16,7 @@ import io
 
 import numpy as np
 
-from .io import PATIENT_FIELDS, ImageStack
+from .io import PATIENT_FIELDS, ImageStack, require
 
 DISCLAIMER = "Research and teaching use: this supports and does not replace a radiologist's reading."
 
@@ -144,7 +144,7 @@ def mask_nifti(masks: np.ndarray, stack: ImageStack) -> bytes:
     For a NIfTI input the volume has the voxel grid and affine of the closest-canonical
     original, so viewers overlay it on the original file exactly.
     """
-    import nibabel as nib
+    nib = require("nibabel")
 
     m = _check_masks(masks, stack)
     # Inverse of the reader's np.transpose(vol[::-1, ::-1, :], (2, 1, 0)).
@@ -167,8 +167,9 @@ def mask_nifti(masks: np.ndarray, stack: ImageStack) -> bytes:
 
 def _geometry_only(ds):
     """A copy of a source header with only identity, pixel layout and geometry."""
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian
+    dataset = require("pydicom.dataset", "pydicom")
+    Dataset, FileMetaDataset = dataset.Dataset, dataset.FileMetaDataset
+    ExplicitVRLittleEndian = require("pydicom.uid", "pydicom").ExplicitVRLittleEndian
 
     out = Dataset()
     for keyword in _SEG_SOURCE_KEYWORDS:
@@ -220,8 +221,8 @@ def mask_dicom_seg(masks: np.ndarray, stack: ImageStack, algorithm_name: str, al
             "so a DICOM Segmentation cannot place them. Export the mask as NIfTI instead."
         )
 
-    import highdicom as hd
-    from pydicom.sr.codedict import codes
+    hd = require("highdicom")
+    codes = require("pydicom.sr.codedict", "pydicom").codes
 
     algorithm = hd.AlgorithmIdentificationSequence(
         name=algorithm_name,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from mri_core import data as D
+from mri_core.io.folders import list_class_folder, list_lgg
 from mri_core.tasks import get_task
 
 SAMPLES_DIR = Path(__file__).resolve().parent.parent / "samples"
@@ -36,6 +36,6 @@ def list_samples(task: str) -> list[Sample]:
     if not root.exists():
         return []
     if t.kind == "segmenter":
-        return [Sample(s.image_path, "tumor" if s.has_tumor else "no tumor", s.mask_path) for s in D.list_lgg(root)]
-    folder = D.list_class_folder(root, t.class_names)
+        return [Sample(s.image_path, "tumor" if s.has_tumor else "no tumor", s.mask_path) for s in list_lgg(root)]
+    folder = list_class_folder(root, t.class_names)
     return [Sample(p, t.class_names[int(y)]) for p, y in zip(folder.paths, folder.labels)]

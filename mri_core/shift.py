@@ -27,6 +27,7 @@ import numpy as np
 
 from mri_core import data as D
 from mri_core.io import read_image
+from mri_core.io.folders import IMAGE_SUFFIXES, LGG_CHANNELS, LggSlice, lgg_channel, list_class_folder, list_lgg
 from mri_core.models import LoadedModel
 from mri_core.tasks import get_task
 
@@ -41,10 +42,10 @@ def _same_folder(a: Path, b: Path) -> bool:
         return False
 
 
-def lgg_slices(lgg_dir: Path) -> tuple[list[D.LggSlice], np.ndarray]:
+def lgg_slices(lgg_dir: Path) -> tuple[list[LggSlice], np.ndarray]:
     """(slices, 1 tumour / 0 tumour-free) of the LGG folder that no model here was trained on:
     the held-out patients of the shared folder, every patient of any other."""
-    slices = D.list_lgg(lgg_dir)
+    slices = list_lgg(lgg_dir)
     if _same_folder(lgg_dir, get_task("lgg").data_dir):
         held_out = set(D.lgg_validation_patients(lgg_dir))
         slices = [s for s in slices if s.patient_id in held_out]
@@ -58,10 +59,10 @@ def oasis_files(oasis_dir: Path) -> list[Path]:
     subjects of the shared folder, every file of any other (class folders or not)."""
     alz = get_task("alzheimer")
     if _same_folder(oasis_dir, alz.data_dir):
-        folder = D.list_class_folder(oasis_dir, alz.class_names)
+        folder = list_class_folder(oasis_dir, alz.class_names)
         _, val = D.oasis_split(oasis_dir, alz.class_names)
         return [folder.paths[i] for i in val]
-    return sorted(p for p in Path(oasis_dir).rglob("*") if p.is_file() and p.name.lower().endswith(D.IMAGE_SUFFIXES))
+    return sorted(p for p in Path(oasis_dir).rglob("*") if p.is_file() and p.name.lower().endswith(IMAGE_SUFFIXES))
 
 
 def score_images(loaded: LoadedModel, images, has_tumour: np.ndarray) -> dict:
@@ -111,11 +112,11 @@ def score_images(loaded: LoadedModel, images, has_tumour: np.ndarray) -> dict:
     }
 
 
-def _lgg_images(slices: list[D.LggSlice], channel: str):
-    c = D.LGG_CHANNELS.index(channel)
+def _lgg_images(slices: list[LggSlice], channel: str):
+    c = LGG_CHANNELS.index(channel)
     for s in slices:
         stack = read_image(s.image_path.read_bytes(), s.image_path.name)
-        yield D.lgg_channel(stack.slices[0], c), stack.modality
+        yield lgg_channel(stack.slices[0], c), stack.modality
 
 
 def _files(paths):
@@ -142,7 +143,7 @@ def score_shift(loaded: LoadedModel, lgg_dir: Path | None = None, oasis_dir: Pat
         files = oasis_files(Path(oasis_dir))
         out["oasis"] = score_images(loaded, _files(files), np.zeros(len(files), bool))
     if folder is not None:
-        listing = D.list_class_folder(Path(folder), loaded.class_names)
+        listing = list_class_folder(Path(folder), loaded.class_names)
         truth = np.asarray([loaded.class_names[y] != NO_TUMOUR for y in listing.labels])
         out["folder"] = score_images(loaded, _files(listing.paths), truth)
     return out

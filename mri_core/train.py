@@ -26,6 +26,7 @@ import keras
 import numpy as np
 
 from mri_core import data as D
+from mri_core.io.folders import LGG_CHANNELS, list_lgg
 from mri_core.architectures import get_architecture, create_model
 from mri_core.models import MODELS_DIR, MODEL_FILE, LoadedModel, write_card, file_mb
 from mri_core.preprocess import channel_p99, normalize_intensity
@@ -61,7 +62,7 @@ def parse_args(argv=None):
                         "(notumor) from those sets' own training splits, so no class comes from one source alone")
     p.add_argument("--appearance", type=float, default=0.0,
                    help="classifiers: probability of each appearance change (gamma, blur, resampling, noise, JPEG)")
-    p.add_argument("--input-channel", choices=list(D.LGG_CHANNELS),
+    p.add_argument("--input-channel", choices=list(LGG_CHANNELS),
                    help="lgg: train on this one sequence of the three (e.g. flair), given as a grey slice")
     p.add_argument("--imagenet-weights", type=Path, help="ImageNet weights file for a Keras Applications backbone")
     p.add_argument("--default", action="store_true", help="mark as the task's default model")
@@ -657,7 +658,7 @@ def train_segmenter(args, task, arch) -> dict:
     size = args.size or arch.input_size[0]
     pre = {"crop": False, "size": [size, size], "channels": 3, "scale": "[0, 1]"}
     if args.input_channel:  # one sequence, grey; a three-sequence slice given to it gives up that channel
-        pre.update(channels=1, source_channel=D.LGG_CHANNELS.index(args.input_channel), sequence=args.input_channel)
+        pre.update(channels=1, source_channel=LGG_CHANNELS.index(args.input_channel), sequence=args.input_channel)
     data_dir = args.data_dir or task.data_dir
     t0 = time.time()
     x, m, patients, has_tumor = D.load_lgg(data_dir, pre, cache=not args.no_cache)
@@ -710,7 +711,7 @@ def train_segmenter(args, task, arch) -> dict:
     loaded = LoadedModel(args.name, card, best, ckpt)
     from mri_core.evaluate import score_lgg
 
-    val_slices = [s for s in D.list_lgg(data_dir) if s.patient_id in set(split["val_patients"])]
+    val_slices = [s for s in list_lgg(data_dir) if s.patient_id in set(split["val_patients"])]
     report = score_lgg(loaded, val_slices)
     return _finish(args, arch, best, card, split, hist.history, train_s, {"validation": report})
 

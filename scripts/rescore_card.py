@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from mri_core import data as D
+from mri_core.io.folders import list_lgg
 from mri_core.evaluate import score_lgg
 from mri_core.inference import segmentation_maps
 from mri_core.models import MODELS_DIR, LoadedModel, load, write_card
@@ -50,7 +51,7 @@ def rescore(name: str, models_dir: Path, data_dir: Path, intensity_max_gain: flo
         metrics.setdefault("validation_on_training_copy", metrics.get("validation"))
     maps = segmentation_maps(lambda v: loaded.keras_model.predict(v, batch_size=64, verbose=0), x[va])
     card["segmentation"] = presence_rule(maps, m[va].astype(bool))
-    slices = [s for s in D.list_lgg(data_dir) if s.patient_id in val_patients]
+    slices = [s for s in list_lgg(data_dir) if s.patient_id in val_patients]
     report = score_lgg(LoadedModel(name, card, loaded.keras_model, loaded.path), slices)
     metrics["validation"] = report
     card.update(metrics=metrics, data=str(data_dir).split("shared/")[-1])

@@ -1,22 +1,11 @@
-"""mri_core.data: folder layouts and honest splits."""
+"""mri_core.data: arrays from the folder layouts, and honest splits (the layouts: test_io_folders.py)."""
 
 
 import numpy as np
-import pytest
 
 from mri_core import data as D
+from mri_core.io.folders import list_lgg, read_mask
 from mri_core.tasks import TASKS
-
-
-def test_class_folder(synthetic_data):
-    f = D.list_class_folder(synthetic_data["brain_tumor"], TASKS["brain_tumor"].class_names)
-    assert len(f.paths) == 24 and np.bincount(f.labels).tolist() == [6, 6, 6, 6]
-
-
-def test_class_folder_rejects_unknown_folder(tmp_path):
-    (tmp_path / "banana").mkdir()
-    with pytest.raises(ValueError, match="banana"):
-        D.list_class_folder(tmp_path, ["a", "b"])
 
 
 def test_stratified_split_is_disjoint_and_stratified():
@@ -51,12 +40,12 @@ def test_group_split_keeps_groups_whole():
 
 
 def test_lgg_listing_and_patient_split(synthetic_data):
-    rows = D.list_lgg(synthetic_data["lgg"])
+    rows = list_lgg(synthetic_data["lgg"])
     assert len(rows) == 20
     patients = np.array([r.patient_id for r in rows])
     tr, va, ids = D.patient_split(patients, np.array([r.has_tumor for r in rows]), 1, 0)
     assert set(patients[va]) == set(ids) and not set(patients[tr]) & set(ids)
-    m = D.read_mask(rows[1].mask_path)
+    m = read_mask(rows[1].mask_path)
     assert m.dtype == bool and m.any() == bool(rows[1].has_tumor)
 
 

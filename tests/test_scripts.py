@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from mri_core import data as D
+from mri_core.io.folders import list_lgg
 from mri_core.models import read_card
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
@@ -26,7 +26,7 @@ def _script(name):
 def test_pack_keeps_the_layout_and_the_masks(synthetic_data, tmp_path):
     src = synthetic_data["lgg"]
     _script("pack_for_device").pack(src, tmp_path / "lgg", quality=80)
-    original, packed = D.list_lgg(src), D.list_lgg(tmp_path / "lgg")
+    original, packed = list_lgg(src), list_lgg(tmp_path / "lgg")
     assert [s.patient_id for s in packed] == [s.patient_id for s in original]
     for a, b in zip(original, packed):
         assert a.mask_path.read_bytes() == b.mask_path.read_bytes()  # masks byte for byte

@@ -15,8 +15,8 @@ from mri_core.annotate import (
     window_level,
 )
 from mri_core.case import joined_key
-from mri_core.data import mask_from_bytes, read_mask
 from mri_core.io import UnreadableImage, join_slices
+from mri_core.io.folders import mask_from_bytes, read_mask
 from mri_core.measure import measure, volume_ml
 from mri_core.metrics import dice
 from mri_core.report import CaseReport
