@@ -41,6 +41,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # set before a worker first 
 import numpy as np
 
 from mri_core import models
+from mri_core.tasks import TASKS
 
 FILES_PER_TASK = 64  # files a Dask task reads: big enough to amortise scheduling, small enough to resume
 TASKS_PER_WORKER = 4  # small folders are cut finer so that every worker gets work
@@ -564,7 +565,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m mri_core.batch",
                                 description="Score every scan in a folder on a Dask cluster; one row per slice, resumable.")
     p.add_argument("input", type=Path, metavar="INPUT", help="folder of scans, read recursively")
-    p.add_argument("--task", required=True, choices=["brain_tumor", "alzheimer", "lgg"])
+    p.add_argument("--task", required=True, choices=list(TASKS))
     p.add_argument("--out", required=True, type=Path, metavar="FILE", help="results: .csv, or .parquet; an existing file is resumed")
     p.add_argument("--model", metavar="NAME", help="model name under models/ (default: the task's default model)")
     p.add_argument("--scheduler", metavar="ADDRESS", help="address of a running Dask scheduler, e.g. tcp://host:8786 (default: a local cluster)")

@@ -1,9 +1,8 @@
 """The registry of trained models in ``models/<name>/``: a ``model.keras`` file and its ``card.json``.
 
 The app, the training and evaluation CLIs, the batch scorer and the benchmarks reach a model
-only through ``list_models`` / ``load``. A card holds every fact about its model (task, class
-names, preprocessing, temperature, split, metrics, training history), written once by
-``mri_core.train``.
+only through a ``Registry`` (or the module functions, which use the one on ``MODELS_DIR``). A card
+(``mri_core.cards.Card``) holds every fact about its model, written once by ``mri_core.train``.
 """
 
 from __future__ import annotations
@@ -12,10 +11,13 @@ import json
 import os
 import threading
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
+
+from mri_core.cards import Card
 
 MODELS_DIR = Path(os.environ.get("MRI_MODELS_DIR", Path(__file__).resolve().parent.parent / "models"))
 MODEL_FILE = "model.keras"
@@ -32,6 +34,11 @@ class LoadedModel:
     path: Path
     ood: Any = None  # reliability.OodDetector, where the model has one (ood.npz beside it)
     features_model: Any = None  # (probabilities, features of the layers ``ood`` reads) in one pass
+
+    @cached_property
+    def info(self) -> Card:
+        """The card, typed."""
+        return Card.from_json(self.card)
 
     @property
     def task(self) -> str:
@@ -54,23 +61,110 @@ class LoadedModel:
         return float(self.card.get("calibration", {}).get("temperature", 1.0))
 
 
-def model_dir(name: str, root: Path | None = None) -> Path:
-    return Path(root or MODELS_DIR) / name
+_load_lock = threading.Lock()  # one model built at a time, whichever registry asks
 
 
-def read_card(name: str, root: Path | None = None) -> dict[str, Any]:
-    path = model_dir(name, root) / CARD_FILE
-    if not path.exists():
-        known = ", ".join(list_models(root=root)) or "none"
-        raise ValueError(f"no model named {name!r} in {Path(root or MODELS_DIR)}; known models: {known}")
-    return json.loads(path.read_text())
+class Registry:
+    """The models in one folder. Parsed cards are cached and read again when their file changes
+    (training and the scripts rewrite cards)."""
 
+    def __init__(self, root: Path | str):
+        self.root = Path(root)
+        self._cards: dict[str, tuple[tuple[int, int], Card]] = {}
+        self._lock = threading.Lock()
 
-def write_card(name: str, card: dict[str, Any], root: Path | None = None) -> Path:
-    path = model_dir(name, root) / CARD_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(card, indent=2, default=_json_default) + "\n")
-    return path
+    def __repr__(self) -> str:
+        return f"Registry({str(self.root)!r})"
+
+    def model_dir(self, name: str) -> Path:
+        return self.root / name
+
+    def list(self, task: str | None = None) -> list[str]:
+        """Names of trained models (those with a card and a model file), optionally for one task."""
+        if not self.root.is_dir():
+            return []
+        names = [d.name for d in sorted(self.root.iterdir()) if (d / CARD_FILE).exists() and (d / MODEL_FILE).exists()]
+        return [n for n in names if task is None or self.read(n).task == task]
+
+    def default(self, task: str) -> str:
+        """The task's model marked ``"default": true`` in its card, else the first one."""
+        names = self.list(task)
+        if not names:
+            raise ValueError(f"no trained model for task {task!r} in {self.root}")
+        return next((n for n in names if self.read(n).default), names[0])
+
+    def read(self, name: str) -> Card:
+        """The model's card; an unknown name is refused with the known ones."""
+        path = self.model_dir(name) / CARD_FILE
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            known = ", ".join(self.list()) or "none"
+            raise ValueError(f"no model named {name!r} in {self.root}; known models: {known}") from None
+        stamp = (st.st_mtime_ns, st.st_size)
+        with self._lock:
+            hit = self._cards.get(name)
+        if hit is not None and hit[0] == stamp:
+            return hit[1]
+        try:
+            card = Card.from_json(json.loads(path.read_text()))
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"the card {path} cannot be read: {exc}") from exc
+        with self._lock:
+            self._cards[name] = (stamp, card)
+        return card
+
+    def write(self, name: str, card: Card | Mapping[str, Any]) -> Path:
+        """Write the card (typed, or a dict as training builds it) to ``<root>/<name>/card.json``."""
+        data = card.to_json() if isinstance(card, Card) else card
+        path = self.model_dir(name) / CARD_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with self._lock:
+            self._cards.pop(name, None)  # a rewrite within the clock's tick keeps the same mtime
+            path.write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
+        return path
+
+    def load(self, name: str) -> LoadedModel:
+        """Load a model and its card, and warm its compiled predict function once.
+
+        Warming here (under a lock) means concurrent sessions never race to build it later.
+        """
+        import keras
+
+        from mri_core import reliability
+
+        card = self.read(name)
+        path = self.model_dir(name) / MODEL_FILE
+        ood_path = self.model_dir(name) / card.ood.file if card.ood else None
+        zeros = np.zeros((1, *card.preprocessing.input_shape), np.float32)
+        with _load_lock:
+            km = keras.saving.load_model(path, compile=False)
+            km.predict_on_batch(zeros)
+            detector = features = None
+            if ood_path is not None and ood_path.exists():
+                detector = reliability.OodDetector.load(ood_path)
+                features = reliability.features_model(km, list(card.ood.layers))
+                features.predict_on_batch(zeros)
+        return LoadedModel(name=name, card=card.to_json(), keras_model=km, path=path, ood=detector, features_model=features)
+
+    def segmenter_for(self, grey: bool) -> tuple[str, str]:
+        """(model name, why) for a tumour mask of an upload: a grey upload (one sequence, as a FLAIR
+        export is) gets a model trained on that one sequence where there is one, since the
+        three-sequence default sees only a third of what it was trained on; a colour upload (the three
+        sequences as channels) gets the default."""
+        default = self.default("lgg")
+        if not grey:
+            return default, f"The upload has three channels (pre-contrast, FLAIR, post-contrast), as {default} was trained on."
+        for name in self.list("lgg"):
+            card = self.read(name)
+            if card.is_single_sequence:
+                return name, (f"The upload is grey (one sequence), so {name}, trained on {card.preprocessing.sequence.upper()} "
+                              f"slices alone, draws the mask; {default} needs the three sequences (pre-contrast, FLAIR, post-contrast).")
+        return default, (f"The upload is grey (one sequence) but no one-sequence model is installed: {default} was trained "
+                         "on three sequences and draws less accurate masks from one.")
+
+    def file_mb(self, name: str) -> float:
+        return (self.model_dir(name) / MODEL_FILE).stat().st_size / 2**20
 
 
 def _json_default(o):
@@ -83,78 +177,62 @@ def _json_default(o):
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
+# --------------------------------------------------------------------------- the module functions
+# Each is the Registry method on ``root``, or on ``MODELS_DIR`` (read at each call, so that pointing
+# it elsewhere takes effect), with one Registry, and so one card cache, per folder.
+
+_registries: dict[Path, Registry] = {}
+_registries_lock = threading.Lock()
+
+
+def registry(root: Path | str | None = None) -> Registry:
+    """The registry of ``root`` (default ``MODELS_DIR``), one per folder in this process."""
+    key = Path(root or MODELS_DIR)
+    with _registries_lock:
+        return _registries.setdefault(key, Registry(key))
+
+
+def model_dir(name: str, root: Path | None = None) -> Path:
+    return Path(root or MODELS_DIR) / name
+
+
+def read_card(name: str, root: Path | None = None) -> dict[str, Any]:
+    """The card as a dict, a fresh copy that the caller may change."""
+    return registry(root).read(name).to_json()
+
+
+def card(name: str, root: Path | None = None) -> Card:
+    """The card, typed."""
+    return registry(root).read(name)
+
+
+def write_card(name: str, card: Card | Mapping[str, Any], root: Path | None = None) -> Path:
+    return registry(root).write(name, card)
+
+
 def list_models(task: str | None = None, root: Path | None = None) -> list[str]:
     """Names of trained models (those with a card and a model file), optionally for one task."""
-    base = Path(root or MODELS_DIR)
-    names = []
-    if base.is_dir():
-        for d in sorted(base.iterdir()):
-            if (d / CARD_FILE).exists() and (d / MODEL_FILE).exists():
-                if task is None or json.loads((d / CARD_FILE).read_text()).get("task") == task:
-                    names.append(d.name)
-    return names
+    return registry(root).list(task)
 
 
 def default_model(task: str, root: Path | None = None) -> str:
     """The task's model marked ``"default": true`` in its card, else the first one."""
-    names = list_models(task, root)
-    if not names:
-        raise ValueError(f"no trained model for task {task!r} in {Path(root or MODELS_DIR)}")
-    for n in names:
-        if read_card(n, root).get("default"):
-            return n
-    return names[0]
+    return registry(root).default(task)
 
 
-def is_single_sequence(card: dict[str, Any]) -> bool:
-    """A segmenter trained on one grey sequence (its card's ``preprocessing.sequence``)."""
-    return card.get("kind") == "segmenter" and int(card["preprocessing"]["channels"]) == 1 and "sequence" in card["preprocessing"]
+def is_single_sequence(card: Card | Mapping[str, Any]) -> bool:
+    """A segmenter trained on one grey sequence: ``Card.is_single_sequence``, for a card as a dict too."""
+    return (card if isinstance(card, Card) else Card.from_json(card)).is_single_sequence
 
 
 def segmenter_for(grey: bool, root: Path | None = None) -> tuple[str, str]:
-    """(model name, why) for a tumour mask of an upload: a grey upload (one sequence, as a FLAIR
-    export is) gets a model trained on that one sequence where there is one, since the
-    three-sequence default sees only a third of what it was trained on; a colour upload (the three
-    sequences as channels) gets the default."""
-    default = default_model("lgg", root)
-    if grey:
-        for name in list_models("lgg", root):
-            card = read_card(name, root)
-            if is_single_sequence(card):
-                return name, (f"The upload is grey (one sequence), so {name}, trained on {card['preprocessing']['sequence'].upper()} "
-                              f"slices alone, draws the mask; {default} needs the three sequences (pre-contrast, FLAIR, post-contrast).")
-        return default, (f"The upload is grey (one sequence) but no one-sequence model is installed: {default} was trained "
-                         "on three sequences and draws less accurate masks from one.")
-    return default, f"The upload has three channels (pre-contrast, FLAIR, post-contrast), as {default} was trained on."
-
-
-_load_lock = threading.Lock()
+    return registry(root).segmenter_for(grey)
 
 
 def load(name: str, root: Path | None = None) -> LoadedModel:
-    """Load a model and its card, and warm its compiled predict function once.
-
-    Warming here (under a lock) means concurrent sessions never race to build it later.
-    """
-    import keras
-
-    from mri_core import reliability
-
-    card = read_card(name, root)
-    path = model_dir(name, root) / MODEL_FILE
-    ood_spec = card.get("reliability", {}).get("ood")
-    ood_path = model_dir(name, root) / ood_spec["file"] if ood_spec else None
-    with _load_lock:
-        km = keras.saving.load_model(path, compile=False)
-        shape = (1,) + tuple(card["preprocessing"]["size"]) + (int(card["preprocessing"]["channels"]),)
-        km.predict_on_batch(np.zeros(shape, np.float32))
-        detector = features = None
-        if ood_path is not None and ood_path.exists():
-            detector = reliability.OodDetector.load(ood_path)
-            features = reliability.features_model(km, ood_spec["layers"])
-            features.predict_on_batch(np.zeros(shape, np.float32))
-    return LoadedModel(name=name, card=card, keras_model=km, path=path, ood=detector, features_model=features)
+    """Load a model and its card, and warm its compiled predict function once."""
+    return registry(root).load(name)
 
 
 def file_mb(name: str, root: Path | None = None) -> float:
-    return (model_dir(name, root) / MODEL_FILE).stat().st_size / 2**20
+    return registry(root).file_mb(name)
