@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from mri_core import data as D
-from mri_core.evaluate import classifier_predictions, score_lgg
+from mri_core.scoring import classifier_predictions, score_lgg
 from mri_core.metrics import auc, classification_report, reliability, roc_curve
 from mri_core.models import LoadedModel
 
