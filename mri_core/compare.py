@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mri_core.evaluate import classifier_predictions, score_lgg
 from mri_core.io.folders import list_class_folder, list_lgg
+from mri_core.scoring import classifier_predictions, score_lgg
 from mri_core.metrics import auc, classification_report, reliability, roc_curve
 from mri_core.models import LoadedModel
 

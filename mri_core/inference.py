@@ -18,12 +18,12 @@ import numpy as np
 
 from mri_core.models import LoadedModel
 from mri_core.preprocess import brain_box, intensity_gain, prepare, resize, to_gray
+from mri_core.segmentation import PRESENCE_CUT, lesion_mask, postprocess
 
 ZOOM = 0.9  # the zoomed TTA views keep the central 90 %
 BATCH = 32
 LOW_CONFIDENCE = 0.6
 HIGH_UNCERTAINTY = 0.15
-PRESENCE_CUT = 0.5  # a slice shows a tumour when its tumour probability reaches this
 
 
 @dataclass
@@ -161,57 +161,6 @@ def _class_prediction(view_probs: np.ndarray, loaded: LoadedModel, distance: flo
                            reliable=reliable, reason=reason, ood_score=None if distance is None else float(distance))
 
 
-def tumor_probability(prob_map: np.ndarray, top_k: int) -> float:
-    """Mean of the ``top_k`` most confident pixels: high only when a lesion-sized region is."""
-    flat = prob_map.reshape(-1)
-    k = int(min(max(top_k, 1), flat.size))
-    return float(np.partition(flat, flat.size - k)[-k:].mean())
-
-
-def keep_main_lesion(prob_maps: np.ndarray, present: np.ndarray, threshold: float) -> np.ndarray:
-    """Zero the pixels of every detection outside the volume's main 3-D connected lesion: the one
-    with the most tumour probability in total (the sum of its pixels' probabilities).
-
-    ``prob_maps`` (slices, H, W) are one volume in slice order; ``present`` says which slices
-    count as showing a tumour. A lower-grade glioma is one lesion: in the 90 training patients'
-    reference masks the largest 26-connected component holds 99.8 % of the tumour volume (95 %
-    at worst), so detections not connected to it are false alarms.
-
-    Summed probability rather than voxel count: a false alarm is fainter than the tumour, so a
-    faint one a little larger than a small lesion does not win. Same masks for every single model
-    checked (8 checkpoints, 14 validation patients); averaging ``lgg_unet_lite`` with
-    ``lgg_resunet`` made a one-slice false alarm (804 voxels) outgrow a 3-slice lesion in
-    TCGA_CS_5395, which by voxel count lost that patient (Dice 0) and by probability kept it (0.86).
-    """
-    from scipy import ndimage
-
-    masks = (prob_maps >= threshold) & np.asarray(present, bool)[:, None, None]
-    labels, n = ndimage.label(masks, structure=np.ones((3, 3, 3)))
-    if n < 2:
-        return prob_maps
-    mass = np.bincount(labels.ravel(), weights=prob_maps.ravel())[1:]
-    removed = masks & (labels != 1 + int(np.argmax(mass)))
-    return np.where(removed, 0.0, prob_maps)
-
-
-def postprocess(probs: np.ndarray, threshold: float, top_k: int, volume: bool) -> tuple[np.ndarray, np.ndarray]:
-    """(probability maps, tumour probabilities) for the network's maps (slices, H, W): each slice
-    scored with ``tumor_probability``; with ``volume`` (one volume in slice order) only its main
-    connected lesion (``keep_main_lesion``) is kept and a slice whose detection was removed is scored again without it.
-    ``segment`` and the training monitor both use it, so checkpoints are chosen as the app scores."""
-    scores = np.asarray([tumor_probability(p, top_k) for p in probs])
-    if volume and len(probs) > 1:
-        probs = keep_main_lesion(probs, scores >= PRESENCE_CUT, threshold)
-        scores = np.asarray([tumor_probability(p, top_k) for p in probs])
-    return probs, scores
-
-
-def lesion_mask(prob_maps: np.ndarray, scores, threshold: float) -> np.ndarray:
-    """The masks drawn for maps (slices, H, W) with their tumour probabilities: pixels at or above
-    ``threshold``, on slices judged to show a tumour only (scattered faint pixels are not a lesion)."""
-    return (np.asarray(prob_maps) >= threshold) & (np.asarray(scores) >= PRESENCE_CUT)[:, None, None]
-
-
 def segment(loaded: LoadedModel, slices: list[np.ndarray], volume: bool = False, tta: bool = True) -> list[SegPrediction]:
     """Tumour masks at each slice's own size, with a per-slice tumour probability.
 
@@ -219,7 +168,7 @@ def segment(loaded: LoadedModel, slices: list[np.ndarray], volume: bool = False,
     and presence rules were measured.
 
     ``volume=True``: the slices are one volume in order (a NIfTI file, a DICOM series, one
-    patient's slices); only its main connected lesion is kept (``keep_main_lesion``), and a
+    patient's slices); only its main connected lesion is kept (``segmentation.keep_main_lesion``), and a
     slice whose detection was removed is scored again without it.
     """
     if not slices:

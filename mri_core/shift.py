@@ -120,7 +120,7 @@ def _lgg_images(slices: list[LggSlice], channel: str):
 
 
 def _files(paths):
-    from mri_core.evaluate import sample_slice
+    from mri_core.scoring import sample_slice
 
     for p in paths:
         stack = read_image(Path(p).read_bytes(), Path(p).name)

@@ -25,11 +25,11 @@ import numpy as np
 
 from mri_core import data as D
 from mri_core.io.folders import list_lgg
-from mri_core.evaluate import score_lgg
 from mri_core.inference import segmentation_maps
 from mri_core.models import MODELS_DIR, LoadedModel, load, write_card
+from mri_core.scoring import score_lgg
+from mri_core.segmentation import fit_intensity, presence_rule
 from mri_core.tasks import get_task
-from mri_core.train import fit_intensity, presence_rule
 
 
 def rescore(name: str, models_dir: Path, data_dir: Path, intensity_max_gain: float = 0.0,

@@ -101,30 +101,6 @@ def test_segment_tta_off_is_the_single_view(segmenter):
     np.testing.assert_allclose(one.prob, np.clip(resize(expected, (64, 64)), 0, 1), atol=1e-6)
 
 
-def test_keep_main_lesion_removes_detections_not_connected_to_the_main_one():
-    p = np.zeros((4, 16, 16), np.float32)
-    p[0:3, 2:8, 2:8] = 0.9  # the lesion, over three slices
-    p[1, 8, 8] = 0.8  # touches it diagonally: 26-connected, kept
-    p[3, 12:15, 12:15] = 0.95  # alone on the last slice: removed
-    p[0, 14, 0] = 0.4  # below the threshold: left as it is
-    out = inference.keep_main_lesion(p, np.array([True, True, True, True]), 0.5)
-    np.testing.assert_array_equal(out[0:3, 2:8, 2:8], p[0:3, 2:8, 2:8])
-    assert out[1, 8, 8] == pytest.approx(0.8) and out[0, 14, 0] == pytest.approx(0.4)
-    assert not out[3].any()
-    # A slice judged tumour-free takes no part, so its pixels can neither win nor be removed.
-    absent = inference.keep_main_lesion(p, np.array([False, False, False, True]), 0.5)
-    np.testing.assert_array_equal(absent, p)
-
-
-def test_keep_main_lesion_keeps_the_most_probability_not_the_most_voxels():
-    p = np.zeros((3, 24, 24), np.float32)
-    p[0:3, 2:8, 2:8] = 0.95  # the lesion: 108 voxels over three slices, 102.6 in probability
-    p[1, 12:24, 12:24] = 0.55  # a faint false alarm on one slice: 144 voxels, 79.2 in probability
-    out = inference.keep_main_lesion(p, np.ones(3, bool), 0.5)
-    np.testing.assert_array_equal(out[0:3, 2:8, 2:8], p[0:3, 2:8, 2:8])
-    assert not out[1, 12:24, 12:24].any()
-
-
 def test_segment_volume_keeps_one_lesion_and_rescores(intensity_segmenter):
     vol = np.zeros((4, 32, 32, 3), np.float32)
     vol[0:3, 4:16, 4:16] = 1.0  # the lesion, on slices 0-2
@@ -141,14 +117,6 @@ def test_segment_volume_keeps_one_lesion_and_rescores(intensity_segmenter):
     # One slice has no volume around it: left as it is.
     (single,) = inference.segment(intensity_segmenter, [slices[3]], volume=True)
     assert single.present and single.mask.any()
-
-
-def test_tumor_probability_needs_a_region():
-    p = np.zeros((32, 32), np.float32)
-    p[0, 0] = 1.0
-    assert inference.tumor_probability(p, 16) < 0.1
-    p[:8, :8] = 0.9
-    assert inference.tumor_probability(p, 16) > 0.85
 
 
 def test_warnings(classifier):

@@ -62,7 +62,7 @@ def test_every_task_has_a_bundled_model():
 
 def test_bundled_tumour_model_reads_the_bundled_samples():
     """The committed default model, on the validation images shipped in samples/."""
-    from mri_core.evaluate import classifier_predictions
+    from mri_core.scoring import classifier_predictions
     from mri_core.samples import sample_dir
 
     m = BUNDLED.load(BUNDLED.default("brain_tumor"))

@@ -1,13 +1,14 @@
-"""mri_core.train: a smoke run per task kind writes a loadable model and a complete card."""
+"""mri_core.training (run as ``python -m mri_core.train``): a smoke run per task kind writes a loadable
+model and a complete card; augmentation, callbacks and the recipes' pieces."""
 
 import json
 
 import numpy as np
-import pytest
 
-from mri_core.metrics import dice
 from mri_core.models import list_models, load, read_card
-from mri_core.train import AugmentedBatches, class_weights, fit_temperature, per_patient_dice, scored_patient_dice
+from mri_core.training.augment import AugmentedBatches, change_appearance
+from mri_core.training.callbacks import CosineSchedule, WeightAverage
+from mri_core.training.classifier import class_weights, fit_temperature
 
 
 def test_cards_are_complete(tiny_models):
@@ -154,8 +155,6 @@ def test_mixed_precision_run_saves_a_float32_model(synthetic_data, tmp_path):
 def test_weight_average_is_the_mean_with_batch_norm_reestimated():
     import keras
 
-    from mri_core.train import CosineSchedule, WeightAverage
-
     inp = keras.Input((4, 4, 1))
     h = keras.layers.Conv2D(2, 1, name="conv")(inp)
     out = keras.layers.BatchNormalization(name="bn")(h)
@@ -177,31 +176,6 @@ def test_weight_average_is_the_mean_with_batch_norm_reestimated():
     assert model.get_layer("bn").momentum == 0.99  # restored
 
 
-def test_checkpoint_metric_scores_the_masks_the_app_draws(intensity_segmenter):
-    """Segmenter checkpoints are chosen on ``scored_patient_dice``: it must equal the Dice of the
-    masks ``inference.segment(volume=True)`` draws, patient by patient, not of the raw maps."""
-    from mri_core.inference import segment
-
-    vol = np.zeros((8, 32, 32, 3), np.float32)
-    truth = np.zeros((8, 32, 32), bool)
-    vol[0:3, 4:16, 4:16, 0] = 0.9  # patient A: the lesion on slices 0-2 ...
-    truth[0:3, 5:16, 4:16] = True
-    vol[3, 24:30, 24:30, 0] = 0.95  # ... and a false alarm alone on slice 3 (removed as a volume)
-    vol[5, 8:20, 8:20, 0] = 0.8  # patient B: a lesion on slice 5 ...
-    truth[5, 8:18, 8:20] = True
-    vol[6, 2:4, 2:4, 0] = 0.6  # ... and four faint pixels the presence rule (top 4 of 0.6) keeps
-    vol[7, 30, 30, 0] = 0.7  # ... and one pixel it does not (top-4 mean 0.175)
-    patients = np.array(["A"] * 4 + ["B"] * 4)
-    probs = vol[..., 0]
-    app = [segment(intensity_segmenter, list(vol[patients == p]), volume=True) for p in ("A", "B")]
-    expected = np.mean([dice(np.stack([s.mask for s in preds]), truth[patients == p])
-                        for p, preds in zip(("A", "B"), app)])
-    rule = intensity_segmenter.card["segmentation"]
-    assert scored_patient_dice(probs, truth[..., None], patients, rule) == pytest.approx(expected)
-    # The raw thresholded maps keep both false alarms: a lower figure, and not the one that counts.
-    assert per_patient_dice(probs >= 0.5, truth, patients) < expected - 0.02
-
-
 def test_one_sequence_segmenter_starts_from_a_three_sequence_one(tiny_models, synthetic_data, tmp_path):
     """--input-channel flair: a grey model, its card names the sequence, and --init-from a
     three-channel model gives the same maps as that model on the sequence copied three times."""
@@ -210,10 +184,11 @@ def test_one_sequence_segmenter_starts_from_a_three_sequence_one(tiny_models, sy
     from mri_core import train
     from mri_core.architectures import create_model
     from mri_core.models import is_single_sequence, segmenter_for
+    from mri_core.training.loop import load_weights_across_channels
 
     three = keras.saving.load_model(tiny_models / "lgg_unet_lite" / "model.keras", compile=False)
     grey = create_model("unet_lite", num_classes=1, input_size=(32, 32), channels=1)
-    train.load_weights_across_channels(grey, tiny_models / "lgg_unet_lite" / "model.keras")
+    load_weights_across_channels(grey, tiny_models / "lgg_unet_lite" / "model.keras")
     x = np.random.default_rng(0).random((2, 32, 32, 1)).astype(np.float32)
     np.testing.assert_allclose(grey.predict(x, verbose=0), three.predict(np.repeat(x, 3, -1), verbose=0), atol=1e-4)
 
@@ -231,8 +206,6 @@ def test_one_sequence_segmenter_starts_from_a_three_sequence_one(tiny_models, sy
 
 
 def test_appearance_changes_keep_grey_slices_grey_and_in_range():
-    from mri_core.train import change_appearance
-
     x = np.dstack([np.linspace(0, 1, 48 * 48, dtype=np.float32).reshape(48, 48)] * 3)
     for seed in range(10):
         out = change_appearance(np.random.default_rng(seed), x, p=1.0)

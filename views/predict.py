@@ -12,7 +12,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from mri_core import explain, inference
+from mri_core import explain, inference, segmentation
 from mri_core.annotate import mask_overlay, orientation_marks, reading_view, window_level
 from mri_core.display import display_name, display_order
 from mri_core.measure import measure
@@ -135,7 +135,7 @@ def show_segmentation(case, index: int, reading) -> None:
                 width="stretch")
     m = measure(mask, case.stack.spacing_mm)
     c = st.columns(4)
-    c[0].metric("Tumour present", "yes" if probability >= inference.PRESENCE_CUT else "no")
+    c[0].metric("Tumour present", "yes" if probability >= segmentation.PRESENCE_CUT else "no")
     c[1].metric("Tumour probability", f"{probability:.0%}")
     c[2].metric("Area", f"{m.area_mm2:.0f} mm²" if m.area_mm2 is not None else f"{m.area_px} px")
     c[3].metric("Lesions", m.n_lesions)

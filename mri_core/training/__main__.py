@@ -1,0 +1,5 @@
+"""``python -m mri_core.training`` is ``python -m mri_core.train``."""
+
+from mri_core.training.cli import main
+
+main()
