@@ -693,7 +693,7 @@ def test_a_ct_dicom_is_abstained_on_by_the_core_and_marked_in_the_csv():
     at.file_uploader(key="predict_upload").upload("head_ct.dcm", ct).upload("head_mr.dcm", mr).run()
     assert not at.exception
     table = at.dataframe[0].value
-    ct_row = table[table["file"] == "head_ct.dcm"].iloc[0]
+    ct_row = table[table["path"] == "head_ct.dcm"].iloc[0]
     assert not ct_row["reliable"] and ct_row["prediction"] == "no call (abstained)" and "modality is CT" in ct_row["reason"]
 
 
