@@ -1,7 +1,9 @@
-"""MRI Insight: the entry file only routes (st.navigation over the pages)."""
+"""MRI Insight: the entry file only routes (st.navigation over ``views.common.PAGES``)."""
 
 import streamlit as st
 from streamlit.runtime.scriptrunner import script_runner
+
+from views.common import navigation
 
 
 def _keep_shared_models() -> None:
@@ -21,17 +23,4 @@ script_runner._clean_problem_modules = _keep_shared_models
 
 st.set_page_config(page_title="MRI Insight", page_icon="🧠", layout="wide")
 
-pages = st.navigation(
-    {
-        "MRI Insight": [st.Page("views/home.py", title="Home", icon=":material/home:", default=True)],
-        "Read a scan": [
-            st.Page("views/predict.py", title="Upload & predict", icon=":material/search:", url_path="predict"),
-            st.Page("views/mask.py", title="Tumour mask", icon=":material/edit:", url_path="mask"),
-        ],
-        "Models": [
-            st.Page("views/compare.py", title="Model comparison", icon=":material/bar_chart:", url_path="compare"),
-            st.Page("views/activations.py", title="Activation viewer", icon=":material/layers:", url_path="activations"),
-        ],
-    }
-)
-pages.run()
+navigation().run()

@@ -1,9 +1,11 @@
 """Score a whole folder of scans on a Dask cluster: ``python -m mri_core.batch INPUT --task TASK --out FILE``.
 
 Why this exists: the app scores what one clinician uploads; a study archive holds thousands of
-files. This command fans out the app's own path (``io.read_image`` -> ``inference.classify`` /
-``inference.segment`` -> ``measure``) over Dask workers, so a row here equals what the app and
-``mri_core.evaluate`` give for the same slice, only faster, on one machine or many.
+files. This command fans out the app's own path (``io.read_image`` -> ``rows.score_rows``: the
+app's classify or segment, warnings and measurements) over Dask workers, so a row here equals
+what the app and ``mri_core.evaluate`` give for the same slice, only faster, on one machine or
+many. Its columns are ``mri_core.rows``'s, as in the predict page's CSV; the resumable writers
+are in ``mri_core.batch_sinks``.
 
 How it is split:
 
@@ -22,11 +24,8 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import io
-import itertools
 import math
 import os
-import re
 import socket
 import sys
 import threading
@@ -38,21 +37,15 @@ from typing import Any, Iterator
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # set before a worker first imports TensorFlow
 
-import numpy as np
-
 from mri_core import models
+from mri_core.batch_sinks import open_sink
+from mri_core.rows import SliceItem, columns, error_row, items_of, score_rows, to_frame
 from mri_core.tasks import TASKS
 
 FILES_PER_TASK = 64  # files a Dask task reads: big enough to amortise scheduling, small enough to resume
 TASKS_PER_WORKER = 4  # small folders are cut finer so that every worker gets work
 BATCH_SIZE = 32  # slices per classify call, and the point at which whole files are segmented: bounds a worker's memory
 DEFAULT_WORKERS = 2
-
-BASE_COLUMNS = ["path", "slice", "n_slices", "task", "model", "prediction", "confidence", "uncertainty", "reliable", "reason"]
-LGG_COLUMNS = ["tumor_probability", "area_px", "area_mm2"]
-INT_COLUMNS = {"slice", "n_slices", "area_px"}
-BOOL_COLUMNS = {"reliable"}  # False: the app abstains on this slice (``reason`` says why)
-STR_COLUMNS = {"path", "task", "model", "prediction", "reason", "error"}
 
 
 # --------------------------------------------------------------------------- the model
@@ -151,65 +144,7 @@ def _load_checked(spec: ModelSpec):
     return models.load(spec.name, root)
 
 
-# --------------------------------------------------------------------------- rows
-
-
-def prob_column(class_name: str) -> str:
-    return "p_" + re.sub(r"\W+", "_", class_name).strip("_")  # "no tumor" -> p_no_tumor
-
-
-def output_columns(spec: ModelSpec) -> list[str]:
-    cols = BASE_COLUMNS + [prob_column(c) for c in spec.class_names]
-    if spec.kind == "segmenter":
-        cols += LGG_COLUMNS
-    return cols + ["error"]
-
-
-def error_row(rel: str, spec: ModelSpec, reason: str) -> dict:
-    return {"path": rel, "task": spec.task, "model": spec.name, "error": reason}
-
-
-def classifier_rows(spec: ModelSpec, items: list[tuple], preds) -> list[dict]:
-    rows = []
-    for (rel, k, n, *_), p in zip(items, preds):
-        row = {"path": rel, "slice": k, "n_slices": n, "task": spec.task, "model": spec.name,
-               "prediction": p.label, "confidence": p.confidence, "uncertainty": p.uncertainty,
-               "reliable": p.reliable, "reason": p.reason}
-        row.update({prob_column(c): float(v) for c, v in zip(p.class_names, p.probs)})
-        rows.append(row)
-    return rows
-
-
-def segmenter_rows(spec: ModelSpec, items: list[tuple], preds) -> list[dict]:
-    from mri_core.measure import measure
-
-    rows = []
-    for (rel, k, n, _, spacing, *_), s in zip(items, preds):
-        m = measure(s.mask, spacing)
-        tp = float(s.tumor_probability)
-        # The app's wording: "tumor" when the slice's tumour probability reaches 0.5.
-        row = {"path": rel, "slice": k, "n_slices": n, "task": spec.task, "model": spec.name,
-               "prediction": "tumor" if s.present else "no tumor", "confidence": tp if s.present else 1.0 - tp,
-               "uncertainty": np.nan, "reliable": True, "reason": "", "tumor_probability": tp, "area_px": m.area_px,
-               "area_mm2": np.nan if m.area_mm2 is None else m.area_mm2}
-        probs = {"no tumor": 1.0 - tp, "tumor": tp}
-        row.update({prob_column(c): probs.get(c, np.nan) for c in spec.class_names})
-        rows.append(row)
-    return rows
-
-
-def predict_rows(loaded, spec: ModelSpec, items: list[tuple]) -> list[dict]:
-    """Rows for (rel, slice, n_slices, image, spacing, modality) items, through the app's inference calls."""
-    from mri_core import inference
-
-    if spec.kind == "classifier":  # each file's modality can rule its calls out
-        return classifier_rows(spec, items, inference.classify(loaded, [it[3] for it in items],
-                                                               modality=[it[5] for it in items]))
-    # Each file's slices are one volume, as on the mask page: items hold whole files here.
-    preds = []
-    for _, group in itertools.groupby(items, key=lambda it: it[0]):
-        preds.extend(inference.segment(loaded, [it[3] for it in group], volume=True))
-    return segmenter_rows(spec, items, preds)
+# --------------------------------------------------------------------------- scoring
 
 
 def read_stack(abs_path: str):
@@ -225,200 +160,40 @@ def read_stack(abs_path: str):
 
 def score_chunk(files: list[tuple[str, str]], spec: ModelSpec, batch_size: int = BATCH_SIZE,
                 workers_per_host: dict[str, int] | None = None) -> list[dict]:
-    """Runs on a worker: (absolute, relative) paths -> one row per slice, or one error row per file."""
-    from mri_core.io import UnreadableImage
-
+    """Runs on a worker: (absolute, relative) paths -> one row per slice (``rows.score_rows``), or one
+    error row per file."""
     loaded = worker_model(spec, workers_per_host)
     rows: list[dict] = []
-    pending: list[tuple] = []
+    pending: list[SliceItem] = []
     for abs_path, rel in files:
-        try:
-            stack = read_stack(abs_path)
-        except UnreadableImage as exc:
-            rows.append(error_row(rel, spec, str(exc)))
+        stack = _read_or_error_row(abs_path, rel, spec, rows)
+        if stack is None:
             continue
-        except Exception as exc:  # a reader bug on one odd file must not lose the other 63
-            rows.append(error_row(rel, spec, f"The file could not be read ({type(exc).__name__}: {exc})."))
-            continue
-        n = stack.n_slices
-        pending.extend((rel, k, n, stack.slices[k], stack.spacing_mm, stack.modality) for k in range(n))
+        pending.extend(items_of(stack, rel))
         if spec.kind == "segmenter" and len(pending) >= batch_size:
-            rows.extend(predict_rows(loaded, spec, pending))  # whole files: a volume is not split
+            rows.extend(score_rows(loaded, pending))  # whole files: a volume is not split
             pending = []
         while len(pending) >= batch_size:
-            rows.extend(predict_rows(loaded, spec, pending[:batch_size]))
+            rows.extend(score_rows(loaded, pending[:batch_size]))
             pending = pending[batch_size:]
     if pending:
-        rows.extend(predict_rows(loaded, spec, pending))
+        rows.extend(score_rows(loaded, pending))
     order = {rel: i for i, (_, rel) in enumerate(files)}
     return sorted(rows, key=lambda r: (order[r["path"]], r.get("slice", -1)))
 
 
-# --------------------------------------------------------------------------- output
+def _read_or_error_row(abs_path: str, rel: str, spec: ModelSpec, rows: list[dict]):
+    """The file's stack, or None after appending its error row to ``rows``."""
+    from mri_core.io import UnreadableImage
 
-
-def to_frame(rows: list[dict], columns: list[str]):
-    """Rows in the output's column order and types (nullable ints, so error rows stay ints)."""
-    import pandas as pd
-
-    df = pd.DataFrame(rows).reindex(columns=columns)
-    for c in columns:
-        if c in INT_COLUMNS:
-            df[c] = df[c].astype("Int64")
-        elif c in BOOL_COLUMNS:
-            df[c] = df[c].astype("boolean")
-        elif c in STR_COLUMNS:
-            df[c] = df[c].astype(object).where(df[c].notna(), None)
-        else:
-            df[c] = df[c].astype("float64")
-    return df
-
-
-def finished_paths(df) -> set[str]:
-    """Files whose rows are all there: an error row, or as many rows as the file has slices.
-
-    Chunks are appended whole, so only a crash in the middle of a write can leave a file with
-    some of its slices; such a file is not finished and is scored again.
-    """
-    if len(df) == 0:
-        return set()
-    import pandas as pd
-
-    errors = df["error"].fillna("").astype(str).str.len() > 0
-    ok = df.loc[~errors]
-    counts = ok.groupby("path").agg(rows=("path", "size"), n=("n_slices", "first"))
-    complete = pd.to_numeric(counts["n"], errors="coerce") == counts["rows"]
-    return set(df.loc[errors, "path"]) | set(counts.index[complete])
-
-
-def check_same_run(df, spec: ModelSpec, out: Path) -> None:
-    """Refuse to mix two models' results in one file: a resumed run must be the same run."""
-    if len(df) == 0:
-        return
-    tasks, names = set(df["task"].astype(str)), set(df["model"].astype(str))
-    if tasks != {spec.task} or names != {spec.name}:
-        raise SystemExit(
-            f"{out} already holds results of task {sorted(tasks)} / model {sorted(names)}; "
-            f"this run is {spec.task} / {spec.name}. Choose another --out."
-        )
-
-
-class CsvSink:
-    """Append one chunk at a time to a CSV; on resume, repair a torn tail and skip finished files."""
-
-    def __init__(self, path: Path, columns: list[str]):
-        self.path, self.columns = path, columns
-
-    def owned_paths(self) -> list[Path]:
-        return [self.path]
-
-    def load_done(self, spec: ModelSpec) -> set[str]:
-        import pandas as pd
-
-        if not self.path.exists():
-            return set()
-        raw = self.path.read_bytes()
-        whole = raw[: raw.rfind(b"\n") + 1]  # a write cut off by a crash leaves a torn last line
-        if not whole:
-            self.path.unlink()  # not even a whole header: nothing was written
-            return set()
-        header = whole.split(b"\n", 1)[0].decode().strip().split(",")
-        if header != self.columns:
-            raise SystemExit(f"{self.path} has other columns than this run writes ({spec.task} / {spec.name}). Choose another --out.")
-        # Everything as text, so that a repair rewrites the kept rows exactly as they were.
-        df = pd.read_csv(io.BytesIO(whole), dtype=str, keep_default_na=False)
-        check_same_run(df, spec, self.path)
-        done = finished_paths(df)
-        keep = df["path"].isin(done)
-        if len(whole) != len(raw) or not keep.all():
-            self._rewrite(df[keep])  # drop the torn line and any file it left half-written
-        return done
-
-    def _rewrite(self, df) -> None:
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        df.to_csv(tmp, index=False)
-        os.replace(tmp, self.path)
-
-    def append(self, frame) -> None:
-        header = not self.path.exists() or self.path.stat().st_size == 0
-        text = frame.to_csv(index=False, header=header)
-        # One write per chunk, flushed to disk: a crash loses at most the chunk being written.
-        with open(self.path, "a", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-
-    def finish(self) -> None:
-        pass
-
-
-class ParquetSink:
-    """One Parquet part per chunk in FILE.parts/ (each written whole, then renamed), joined at the end."""
-
-    def __init__(self, path: Path, columns: list[str]):
-        self.path, self.columns = path, columns
-        self.parts = Path(str(path) + ".parts")
-        self._count = 0
-
-    def owned_paths(self) -> list[Path]:
-        return [self.path, self.parts]
-
-    def schema(self):
-        import pyarrow as pa
-
-        def kind(c):
-            if c in BOOL_COLUMNS:
-                return pa.bool_()
-            return pa.int64() if c in INT_COLUMNS else pa.string() if c in STR_COLUMNS else pa.float64()
-
-        return pa.schema([(c, kind(c)) for c in self.columns])
-
-    def _existing(self):
-        import pandas as pd
-
-        files = ([self.path] if self.path.exists() else []) + sorted(self.parts.glob("*.parquet"))
-        frames = [pd.read_parquet(f) for f in files]
-        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=self.columns)
-
-    def load_done(self, spec: ModelSpec) -> set[str]:
-        df = self._existing()
-        if len(df) and list(df.columns) != self.columns:
-            raise SystemExit(f"{self.path} has other columns than this run writes ({spec.task} / {spec.name}). Choose another --out.")
-        check_same_run(df, spec, self.path)
-        return finished_paths(df)
-
-    def append(self, frame) -> None:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        self.parts.mkdir(parents=True, exist_ok=True)
-        self._count += 1
-        name = f"part-{time.time_ns()}-{os.getpid()}-{self._count:06d}.parquet"
-        tmp = self.parts / (name + ".tmp")  # not *.parquet: a half-written part is never read
-        pq.write_table(pa.Table.from_pandas(frame, schema=self.schema(), preserve_index=False), tmp)
-        os.replace(tmp, self.parts / name)
-
-    def finish(self) -> None:
-        """Fold the parts into FILE (sorted, de-duplicated), then remove them."""
-        import shutil
-
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        if not self.parts.is_dir():
-            return
-        df = self._existing()
-        # A crash between writing FILE and removing the parts would otherwise count rows twice.
-        df = df.drop_duplicates(subset=["path", "slice"], keep="first")
-        df = df.sort_values(["path", "slice"], na_position="first", kind="stable").reset_index(drop=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        pq.write_table(pa.Table.from_pandas(df, schema=self.schema(), preserve_index=False), tmp)
-        os.replace(tmp, self.path)
-        shutil.rmtree(self.parts)
-
-
-def open_sink(out: Path, columns: list[str]):
-    return ParquetSink(out, columns) if out.name.lower().endswith(".parquet") else CsvSink(out, columns)
+    try:
+        return read_stack(abs_path)
+    except UnreadableImage as exc:
+        reason = str(exc)
+    except Exception as exc:  # a reader bug on one odd file must not lose the other 63
+        reason = f"The file could not be read ({type(exc).__name__}: {exc})."
+    rows.append(error_row(rel, spec.task, spec.name, reason))
+    return None
 
 
 # --------------------------------------------------------------------------- files and chunks
@@ -540,7 +315,7 @@ def run(input_dir: Path, task: str, out: Path, *, model: str | None = None, clie
     input_dir, out = Path(input_dir).resolve(), Path(out).resolve()
     models_dir = Path(models_dir or models.MODELS_DIR).resolve()
     spec = resolve_model(task, model, models_dir)
-    sink = open_sink(out, output_columns(spec))
+    sink = open_sink(out, columns(spec.class_names))
     done = sink.load_done(spec)
     found = list_inputs(input_dir, exclude=sink.owned_paths() + [Path(str(out) + ".tmp")])
     todo = [f for f in found if f[1] not in done]

@@ -23,6 +23,7 @@ import numpy as np
 
 from mri_core.annotate import apply_canvas
 from mri_core.io import ImageStack
+from mri_core.measure import Measurements, measure
 
 MODEL = None  # a history entry meaning "the model's own mask"
 
@@ -41,6 +42,16 @@ def content_key(parts: list[bytes]) -> str:
 def joined_key(keys: list[str]) -> str:
     """The key of a volume joined from cases ``keys`` (in the join's order)."""
     return hashlib.sha1("+".join(keys).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class SliceMask:
+    """What a page draws for one slice of a segmented case (``Case.slice_mask``)."""
+
+    mask: np.ndarray  # as it stands: the last hand edit, or the model's
+    tumour_probability: float  # the model's, from the whole volume (hand edits do not change it)
+    edited: bool  # the mask differs from the model's
+    measurements: Measurements  # of ``mask``, in mm where the scan gives its spacing
 
 
 @dataclass
@@ -96,6 +107,11 @@ class Case:
         history = self._history.get((model, k))
         state = history[-1] if history else MODEL
         return self.model_mask(model, k) if state is MODEL else state
+
+    def slice_mask(self, model: str, k: int) -> SliceMask:
+        """The slice's mask as it stands, the model's tumour probability for it, and its measurements."""
+        mask = self.mask(model, k)
+        return SliceMask(mask, self.tumour_probability(model, k), self.edited(model, k), measure(mask, self.stack.spacing_mm))
 
     def masks(self, model: str) -> np.ndarray:
         """(n, H, W): every slice's mask as it stands (for the volume and the exports)."""

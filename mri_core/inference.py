@@ -228,3 +228,50 @@ def input_warnings(image: np.ndarray, loaded: LoadedModel, prediction: ClassPred
         if prediction.uncertainty > HIGH_UNCERTAINTY:
             warnings.append("The answer changes when the image is mirrored or zoomed slightly (high uncertainty).")
     return warnings
+
+
+# --------------------------------------------------------------------------- one slice, as a page draws it
+
+
+@dataclass(frozen=True)
+class SliceAnalysis:
+    """Everything a page draws for one slice, from one preparation of it (``analyse_slice``)."""
+
+    model_input: np.ndarray = field(repr=False)  # prepare(image, card): what the network sees
+    warnings: tuple[str, ...]  # input_warnings: reasons to doubt the result
+    prediction: ClassPrediction | None = None  # a classifier's; None for a segmenter (its masks come from the whole volume)
+    heatmap: np.ndarray | None = field(default=None, repr=False)  # Grad-CAM in [0, 1] at the model input's size
+    gradcam: np.ndarray | None = field(default=None, repr=False)  # the heatmap over the model input, RGB uint8
+    features: np.ndarray | None = field(default=None, repr=False)  # (H', W', C') activations of the layer asked for
+
+    @property
+    def input_image(self) -> np.ndarray:
+        """The model input as a picture: grey (H, W) for a one-channel model, else RGB."""
+        x = self.model_input
+        return x[..., 0] if x.shape[-1] == 1 else x
+
+
+def analyse_slice(loaded: LoadedModel, image: np.ndarray, modality: str = "unknown", *, gradcam: bool = True,
+                  target: int | None = None, layer: str | None = None, features: bool = False) -> SliceAnalysis:
+    """Prepare ``image`` once, then classify it (a classifier), explain it with Grad-CAM and say what
+    to doubt; ``modality`` is the file's own (it can rule a call out).
+
+    ``target``: the class Grad-CAM explains (default the top class; a segmenter's target is its
+    summed tumour probability). ``layer``: the Grad-CAM layer (default the card's), whose feature
+    maps come too with ``features``. ``gradcam=False`` skips the heat map where a page draws none.
+    """
+    from mri_core import explain
+
+    x = prepare(image, loaded.preprocessing)
+    pred = classify_inputs(loaded, x[None], modality=modality)[0] if loaded.kind == "classifier" else None
+    heat = picture = maps = None
+    if gradcam:
+        heat = explain.gradcam(loaded, x, pred.index if target is None and pred is not None else target, layer_name=layer)
+        picture = explain.overlay(x[..., 0] if x.shape[-1] == 1 else x, heat)
+    if features:
+        if layer is None:
+            raise ValueError("features=True needs the layer whose feature maps to give")
+        maps = explain.feature_maps(loaded, x, layer)
+    warnings = input_warnings(image, loaded, pred, modality, model_input=x)
+    return SliceAnalysis(model_input=x, warnings=tuple(warnings), prediction=pred, heatmap=heat, gradcam=picture,
+                         features=maps)

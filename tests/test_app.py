@@ -165,7 +165,7 @@ def test_predict_many_files_gives_table_and_csv(downloads):
     assert not at.exception
     assert any("broken.png" in str(e.value) for e in at.error)
     table = at.dataframe[0].value
-    assert list(table["file"]) == ["a.png", "b.png"]
+    assert list(table["path"]) == ["a.png", "b.png"]
     assert {"prediction", "confidence", "uncertainty", "reliable", "warnings"} <= set(table.columns)
     header = downloads(at, "Download results (CSV)").decode().splitlines()[0].split(",")
     assert {"prediction", "reliable", "reason", "warnings", "p_glioma", "p_notumor"} <= set(header)
@@ -605,11 +605,11 @@ def test_readable_class_names_and_dementia_stages_in_order():
 
 
 def test_batch_table_has_abstention_and_warnings_and_is_not_scored_again(monkeypatch):
-    from mri_core import inference
+    from mri_core import rows
 
     calls = []
-    real = inference.classify
-    monkeypatch.setattr(inference, "classify", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = rows.score_rows
+    monkeypatch.setattr(rows, "score_rows", lambda *a, **k: calls.append(1) or real(*a, **k))
     at = open_page("views/predict.py")
     up = at.file_uploader(key="predict_upload")
     up.upload("c1.png", gray_png(51)).upload("c2.png", gray_png(52)).run()
@@ -709,7 +709,7 @@ def test_a_ct_dicom_is_abstained_on_by_the_core_and_marked_in_the_csv():
     at.file_uploader(key="predict_upload").upload("head_ct.dcm", ct).upload("head_mr.dcm", mr).run()
     assert not at.exception
     table = at.dataframe[0].value
-    ct_row = table[table["file"] == "head_ct.dcm"].iloc[0]
+    ct_row = table[table["path"] == "head_ct.dcm"].iloc[0]
     assert not ct_row["reliable"] and ct_row["prediction"] == "no call (abstained)" and "modality is CT" in ct_row["reason"]
 
 

@@ -248,9 +248,9 @@ def test_predict_page_survives_every_bad_file_at_once_and_stays_usable(predict_p
     assert not any(f"**{name}**" in e for name in readable for e in errors)
 
     table = at.dataframe[0].value
-    assert set(table["file"]) == set(readable)
+    assert set(table["path"]) == set(readable)
     assert table["prediction"].notna().all()
-    assert table.loc[table["file"] == good_name, "prediction"].iloc[0] in uploader_task_classes(at)
+    assert table.loc[table["path"] == good_name, "prediction"].iloc[0] in uploader_task_classes(at)
 
     # The same session, one good file afterwards: the single-file view works.
     upload(at, [(good_name, good)])

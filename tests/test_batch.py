@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from factories import dicom_bytes, encode, nifti_bytes, phantom, png_bytes
-from mri_core import batch, models
+from mri_core import batch, batch_sinks, models, rows
 from mri_core.io import read_image
 
 # relative path -> slices it must give; the bad files -> a word their error must contain
@@ -81,9 +81,10 @@ def test_one_row_per_slice_and_an_error_row_per_bad_file(folder, cluster, tmp_pa
         assert word in bad.loc[bad["path"] == rel, "error"].iloc[0], rel
     assert bad["prediction"].isna().all() and bad["slice"].isna().all()
     for rel, n in GOOD.items():
-        assert sorted(good.loc[good["path"] == rel, "slice"]) == list(range(n))
-    assert list(df.columns) == batch.BASE_COLUMNS + [
-        "p_glioma", "p_meningioma", "p_notumor", "p_pituitary", "error"]
+        assert sorted(good.loc[good["path"] == rel, "slice"]) == list(range(1, n + 1))  # numbered from 1, as in the app
+    assert list(df.columns) == rows.BASE_COLUMNS + [
+        "p_glioma", "p_meningioma", "p_notumor", "p_pituitary", "tumor_probability", "area_px", "area_mm2", "error"]
+    assert good[["tumor_probability", "area_px", "area_mm2"]].isna().all().all()  # a segmenter's figures only
     # Relative paths only, nothing from the DICOM header, no hidden litter.
     text = out.read_text()
     assert str(folder) not in text and "Doe" not in text and "ID-12345" not in text and ".DS_Store" not in text
@@ -101,11 +102,11 @@ def test_results_equal_in_process_inference(folder, cluster, tmp_path):
     for rel in GOOD:
         stack = read_image((folder / rel).read_bytes(), Path(rel).name)
         for k, p in enumerate(inference.classify(loaded, list(stack.slices))):
-            row = df.loc[(rel, k)]
+            row = df.loc[(rel, k + 1)]
             assert row["prediction"] == p.label, (rel, k)
             assert row["confidence"] == pytest.approx(p.confidence, abs=1e-5)
             assert row["uncertainty"] == pytest.approx(p.uncertainty, abs=1e-5)
-            got = row[[batch.prob_column(c) for c in p.class_names]].to_numpy(float)
+            got = row[[rows.prob_column(c) for c in p.class_names]].to_numpy(float)
             np.testing.assert_allclose(got, p.probs, atol=1e-5)
 
 
@@ -118,7 +119,7 @@ def test_lgg_to_parquet_equals_segment_and_measure(folder, cluster, tmp_path):
     assert score(folder, out, "lgg", cluster[0]) == 0
     assert not Path(str(out) + ".parts").exists()  # folded into the one file
     df = pd.read_parquet(out)
-    assert list(df.columns) == batch.BASE_COLUMNS + ["p_no_tumor", "p_tumor", "tumor_probability", "area_px", "area_mm2", "error"]
+    assert list(df.columns) == rows.BASE_COLUMNS + ["p_no_tumor", "p_tumor", "tumor_probability", "area_px", "area_mm2", "error"]
     assert df["error"].notna().sum() == len(BAD)
     good = df[df["error"].isna()].set_index(["path", "slice"])
     assert good["uncertainty"].isna().all()
@@ -126,7 +127,7 @@ def test_lgg_to_parquet_equals_segment_and_measure(folder, cluster, tmp_path):
     for rel in GOOD:
         stack = read_image((folder / rel).read_bytes(), Path(rel).name)
         for k, s in enumerate(inference.segment(loaded, list(stack.slices), volume=True)):
-            row = good.loc[(rel, k)]
+            row = good.loc[(rel, k + 1)]
             m = measure(s.mask, stack.spacing_mm)
             assert row["prediction"] == ("tumor" if s.present else "no tumor")
             assert row["tumor_probability"] == pytest.approx(s.tumor_probability, abs=1e-5)
@@ -256,9 +257,9 @@ def read(out: Path) -> pd.DataFrame:
 def test_another_model_in_the_same_out_is_refused(use_tiny_models, tmp_path, folder):
     out = tmp_path / "out.csv"
     spec = batch.resolve_model("brain_tumor", None, models.MODELS_DIR)
-    batch.CsvSink(out, batch.output_columns(spec)).append(batch.to_frame(
-        [{"path": "x.png", "slice": 0, "n_slices": 1, "task": "brain_tumor", "model": spec.name, "prediction": "glioma"}],
-        batch.output_columns(spec)))
+    cols = rows.columns(spec.class_names)
+    batch_sinks.CsvSink(out, cols).append(rows.to_frame(
+        [{"path": "x.png", "slice": 1, "n_slices": 1, "task": "brain_tumor", "model": spec.name, "prediction": "glioma"}], cols))
     with pytest.raises(SystemExit, match="another --out"):
         batch.run(folder, "alzheimer", out)
 
@@ -286,7 +287,7 @@ def test_chunks_are_cut_finer_for_small_folders(n_files, n_workers, expected):
 def test_a_file_is_finished_with_an_error_row_or_all_its_slices():
     df = pd.DataFrame({"path": ["a", "b", "b", "c"], "n_slices": [1, 3, 3, None],
                        "error": [None, None, None, "The file is empty (0 bytes)."]})
-    assert batch.finished_paths(df) == {"a", "c"}
+    assert batch_sinks.finished_paths(df) == {"a", "c"}
 
 
 def test_rows_say_where_the_app_would_abstain(use_tiny_models, tmp_path):
@@ -296,8 +297,9 @@ def test_rows_say_where_the_app_would_abstain(use_tiny_models, tmp_path):
     (tmp_path / "ct.dcm").write_bytes(dicom_bytes(gray(2).astype(np.uint16) * 16, modality="CT"))
     spec = batch.resolve_model("brain_tumor", None, models.MODELS_DIR)
     files = [(str(tmp_path / n), n) for n in ("ct.dcm", "mr.dcm")]
-    rows = {r["path"]: r for r in batch.score_chunk(files, spec)}
-    assert rows["ct.dcm"]["reliable"] is False and "modality is CT" in rows["ct.dcm"]["reason"]
-    assert "modality" not in rows["mr.dcm"]["reason"]
-    frame = batch.to_frame(list(rows.values()), batch.output_columns(spec))
+    scored = {r["path"]: r for r in batch.score_chunk(files, spec)}
+    assert scored["ct.dcm"]["reliable"] is False and "modality is CT" in scored["ct.dcm"]["reason"]
+    assert "modality" not in scored["mr.dcm"]["reason"]
+    assert "modality is CT" in scored["ct.dcm"]["warnings"]  # the page's warning too
+    frame = rows.to_frame(list(scored.values()), rows.columns(spec.class_names))
     assert {"reliable", "reason"} <= set(frame.columns) and str(frame["reliable"].dtype) == "boolean"

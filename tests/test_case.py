@@ -112,3 +112,17 @@ def test_keys():
     assert case.index == 1 and Case("k", "n", case.stack, index=99).index == 2
     case.set_truth(2, np.ones((256, 256)))
     assert list(case.truth_masks) == [2]
+
+
+def test_slice_mask_is_the_mask_as_it_stands_with_its_measurements():
+    from mri_core.measure import measure
+
+    case = make_case()
+    seg = case.slice_mask("m", 1)
+    assert not seg.edited and seg.tumour_probability == 0.9 and seg.measurements == measure(seg.mask)
+    edit = np.zeros((256, 256), bool)
+    edit[10:20, 10:30] = True
+    case.set_mask("m", 1, edit)
+    seg = case.slice_mask("m", 1)
+    assert seg.edited and np.array_equal(seg.mask, edit) and seg.measurements.area_px == 200
+    assert seg.tumour_probability == 0.9  # the model's: hand edits do not change it

@@ -164,3 +164,54 @@ def test_a_dark_lesion_is_found_once_the_card_brightens_it(intensity_segmenter):
     assert not any("darker" in w for w in inference.input_warnings(np.clip(image * 4, 0, 1), brightened))
     # a grey upload is brightened as three equal channels, and warned about the same way
     assert any("darker than the training slices" in w for w in inference.input_warnings(image[..., 0], brightened))
+
+
+# --------------------------------------------------------------------------- analyse_slice
+
+
+def test_analyse_slice_is_the_pages_chain_from_one_preparation(classifier):
+    from dataclasses import FrozenInstanceError
+
+    from mri_core import explain
+    from mri_core.preprocess import prepare
+
+    img = phantom(90, 75, seed=4)
+    a = inference.analyse_slice(classifier, img, "CT")
+    x = prepare(img, classifier.preprocessing)
+    np.testing.assert_array_equal(a.model_input, x)
+    pred = inference.classify_inputs(classifier, x[None], modality="CT")[0]
+    np.testing.assert_array_equal(a.prediction.view_probs, pred.view_probs)
+    assert not a.prediction.reliable and "modality is CT" in a.prediction.reason
+    heat = explain.gradcam(classifier, x, pred.index)
+    np.testing.assert_array_equal(a.heatmap, heat)
+    np.testing.assert_array_equal(a.gradcam, explain.overlay(x[..., 0], heat))
+    assert a.warnings == tuple(inference.input_warnings(img, classifier, pred, "CT"))
+    assert a.input_image.shape == x.shape[:2] and a.features is None
+    with pytest.raises(FrozenInstanceError):
+        a.prediction = None
+
+
+def test_analyse_slice_explains_a_chosen_class_at_a_chosen_layer(classifier):
+    from mri_core import explain
+
+    img = phantom(80, 80, seed=6)
+    layer = explain.conv_layers(classifier.keras_model)[0]
+    top = inference.analyse_slice(classifier, img).prediction.index
+    other = (top + 1) % len(classifier.class_names)
+    a = inference.analyse_slice(classifier, img, target=other, layer=layer, features=True)
+    np.testing.assert_array_equal(a.heatmap, explain.gradcam(classifier, a.model_input, other, layer_name=layer))
+    np.testing.assert_array_equal(a.features, explain.feature_maps(classifier, a.model_input, layer))
+    with pytest.raises(ValueError, match="layer"):
+        inference.analyse_slice(classifier, img, features=True)
+
+
+def test_analyse_slice_of_a_segmenter_has_no_call(segmenter):
+    from mri_core import explain
+
+    img = np.dstack([phantom(64, 64, seed=2)] * 3)
+    a = inference.analyse_slice(segmenter, img)
+    assert a.prediction is None and a.input_image.shape == (*a.model_input.shape[:2], 3)
+    np.testing.assert_array_equal(a.heatmap, explain.gradcam(segmenter, a.model_input))
+    assert a.warnings == tuple(inference.input_warnings(img, segmenter))
+    bare = inference.analyse_slice(segmenter, img, gradcam=False)
+    assert bare.heatmap is None and bare.gradcam is None and bare.warnings == a.warnings

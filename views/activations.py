@@ -6,12 +6,10 @@ import numpy as np
 import streamlit as st
 
 from mri_core import explain, inference
-from mri_core.preprocess import prepare
 from mri_core.display import display_name
-from views.common import DISCLAIMER, choose_inputs, model_picker, open_case, show_errors, slice_picker, task_picker
+from views.common import choose_inputs, model_picker, open_case, page_header, show_errors, slice_picker, task_picker
 
-st.title("Activation viewer")
-st.caption(DISCLAIMER)
+page_header(__file__)
 
 task = task_picker("act_task")
 loaded = model_picker(task, key=f"act_model_{task}")
@@ -20,8 +18,18 @@ if not inputs:
     st.stop()
 case = open_case(inputs[0])
 index = slice_picker(case, key="act_slice")
-image = case.stack.slice(index)
-x = prepare(image, loaded.preprocessing)
+
+
+@st.cache_data(show_spinner="Explaining…", max_entries=16)
+def _analysis(_loaded, _image, content: str, model_path: str, index: int, modality: str, layer: str,
+              target: int | None) -> inference.SliceAnalysis:
+    """The slice's feature maps and Grad-CAM at ``layer``, per (content hash, model, slice, layer, class)."""
+    return inference.analyse_slice(_loaded, _image, modality, target=target, layer=layer, features=True)
+
+
+def analysis(layer: str, target: int | None = None) -> inference.SliceAnalysis:
+    return _analysis(loaded, case.stack.slice(index), case.key, str(loaded.path), index, case.stack.modality, layer, target)
+
 
 layers = explain.spatial_layers(loaded.keras_model)
 convs = set(explain.conv_layers(loaded.keras_model))
@@ -31,7 +39,8 @@ default = loaded.card.get("gradcam_layer")
 default_index = choices.index(default) if default in choices else len(choices) - 1
 layer = st.selectbox("Layer", choices, index=default_index, key=f"act_layer_{loaded.name}_{only_convs}")
 
-maps = explain.feature_maps(loaded, x, layer)
+result = analysis(layer)
+maps = result.features
 h, w, c = maps.shape
 st.caption(f"`{layer}`: {c} channels of {w}x{h}")
 left, right = st.columns([1.4, 1])
@@ -48,16 +57,12 @@ right.image(explain.colormap((one - lo) / (hi - lo) if hi > lo else np.zeros_lik
             caption=f"Channel {channel} (min {lo:.2f}, max {hi:.2f})", width="stretch")
 
 st.subheader("Grad-CAM at this layer")
-if loaded.kind == "classifier":
-    pred = inference.classify_inputs(loaded, x[None])[0]
+pred = result.prediction
+if pred is not None:  # a classifier: the class to explain, the top one first
     target = st.selectbox("Explain the class", range(len(loaded.class_names)), index=pred.index,
                           format_func=lambda i: f"{display_name(loaded.class_names[i])} ({pred.probs[i]:.0%})", key="act_target")
-    heat = explain.gradcam(loaded, x, target, layer_name=layer)
-else:
-    heat = explain.gradcam(loaded, x, layer_name=layer)
-base = x[..., 0] if x.shape[-1] == 1 else x
+    if target != pred.index:
+        result = analysis(layer, target)
 c1, c2 = st.columns(2)
-c1.image(np.clip(base, 0, 1), caption="Model input (after crop and resize)", width="stretch")
-c2.image(explain.overlay(base, heat), caption=f"Grad-CAM at {layer}", width="stretch")
-if heat.max() == 0:
-    st.info("Grad-CAM is empty at this layer: no positive evidence for the chosen class flows through it.")
+c1.image(np.clip(result.input_image, 0, 1), caption="Model input (after crop and resize)", width="stretch")
+c2.image(result.gradcam, caption=f"Grad-CAM at {layer}", width="stretch")

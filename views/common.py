@@ -1,4 +1,5 @@
-"""What every page shares: cached models, task and model pickers, reading uploads or samples.
+"""What every page shares: the list of pages, the preamble and disclaimer, cached models, task and
+model pickers, reading uploads or samples.
 
 Models live in ``st.cache_resource`` (one object per process, shared by every session and
 never mutated); decoded uploads in ``st.cache_data`` keyed by their bytes, in memory only.
@@ -6,8 +7,8 @@ never mutated); decoded uploads in ``st.cache_data`` keyed by their bytes, in me
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import streamlit as st
@@ -23,6 +24,45 @@ from mri_core.tasks import TASKS
 DISCLAIMER = (
     "Research and teaching use only. MRI Insight supports and does not replace a radiologist's reading."
 )
+
+
+@dataclass(frozen=True)
+class PageSpec:
+    path: str  # relative to app.py
+    title: str
+    icon: str
+    group: str  # the sidebar heading it is listed under
+    url_path: str | None = None  # None: the default page, at the root
+    default: bool = False
+
+
+PAGES = (
+    PageSpec("views/home.py", "Home", ":material/home:", "MRI Insight", default=True),
+    PageSpec("views/predict.py", "Upload & predict", ":material/search:", "Read a scan", "predict"),
+    PageSpec("views/mask.py", "Tumour mask", ":material/edit:", "Read a scan", "mask"),
+    PageSpec("views/compare.py", "Model comparison", ":material/bar_chart:", "Models", "compare"),
+    PageSpec("views/activations.py", "Activation viewer", ":material/layers:", "Models", "activations"),
+)
+
+
+def navigation():
+    """``st.navigation`` over ``PAGES``, grouped as listed; made on every run (a page object runs once)."""
+    groups: dict[str, list] = {}
+    for p in PAGES:
+        page = st.Page(p.path, title=p.title, icon=p.icon, default=p.default, **({"url_path": p.url_path} if p.url_path else {}))
+        groups.setdefault(p.group, []).append(page)
+    return st.navigation(groups)
+
+
+def page_spec(script: str) -> PageSpec:
+    """The entry of ``PAGES`` for a page's script file (its ``__file__``)."""
+    return next(p for p in PAGES if Path(p.path).name == Path(script).name)
+
+
+def page_header(script: str) -> None:
+    """A page's preamble: its title (as listed in ``PAGES``) and the disclaimer."""
+    st.title(page_spec(script).title)
+    st.caption(DISCLAIMER)
 
 
 @st.cache_resource(show_spinner="Loading model…")
@@ -204,15 +244,6 @@ def patient_details(stack: ImageStack, key: str) -> None:
     """DICOM patient fields stay hidden unless the user asks for them."""
     if stack.patient and st.toggle("Show patient details from the DICOM header", value=False, key=key):
         st.table({k: [v] for k, v in stack.patient.items()})
-
-
-def file_key(data: bytes) -> str:
-    return hashlib.sha1(data).hexdigest()[:12]
-
-
-def as_display(image: np.ndarray) -> np.ndarray:
-    """A [0, 1] slice, gray or RGB, clipped for st.image."""
-    return np.clip(image, 0.0, 1.0)
 
 
 @st.cache_data(show_spinner="Segmenting…", max_entries=16)

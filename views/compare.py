@@ -15,10 +15,9 @@ from mri_core.display import display_name, display_order
 from mri_core.io import read_image
 from mri_core.samples import sample_dir
 from mri_core.tasks import TASKS
-from views.common import DISCLAIMER, cross_source_rows, get_model, model_card, side_by_side, task_picker
+from views.common import cross_source_rows, get_model, model_card, page_header, side_by_side, task_picker
 
-st.title("Model comparison")
-st.caption(DISCLAIMER)
+page_header(__file__)
 
 task = task_picker("cmp_task")
 names = models.list_models(task)

@@ -5,7 +5,7 @@ import streamlit as st
 
 from mri_core import models
 from mri_core.tasks import TASKS
-from views.common import DISCLAIMER, cross_source_rows, model_card
+from views.common import DISCLAIMER, PAGES, cross_source_rows, model_card
 
 st.title("MRI Insight")
 st.markdown(
@@ -18,11 +18,9 @@ st.warning(
     "come from a validation split held out from the training data, not from your hospital's scans."
 )
 
-c1, c2, c3, c4 = st.columns(4)
-c1.page_link("views/predict.py", label="Upload & predict", icon=":material/search:")
-c2.page_link("views/mask.py", label="Tumour mask", icon=":material/edit:")
-c3.page_link("views/compare.py", label="Model comparison", icon=":material/bar_chart:")
-c4.page_link("views/activations.py", label="Activation viewer", icon=":material/layers:")
+others = [p for p in PAGES if not p.default]
+for column, page in zip(st.columns(len(others)), others):
+    column.page_link(page.path, label=page.title, icon=page.icon)
 
 st.subheader("The models")
 for task_name, task in TASKS.items():

@@ -6,7 +6,6 @@ masks and the hand edits. What is shown, measured, exported and reported is ``ca
 
 from __future__ import annotations
 
-import numpy as np
 import streamlit as st
 
 from mri_core import export, inference
@@ -17,18 +16,17 @@ from mri_core.annotate import (
 from mri_core.case import joined_key
 from mri_core.io import UnreadableImage, join_slices
 from mri_core.io.folders import mask_from_bytes, read_mask
-from mri_core.measure import measure, volume_ml
+from mri_core.measure import volume_ml
 from mri_core.metrics import dice
 from mri_core.report import CaseReport
 from views.common import (
-    DISCLAIMER, Input, case_segmentation, choose_inputs, model_card, open_case, patient_details, pdf_download,
+    Input, case_segmentation, choose_inputs, model_card, open_case, page_header, patient_details, pdf_download,
     reading_controls, segmenter_picker, show_errors, show_notes, slice_picker,
 )
 
 CANVAS = 384  # on-screen canvas side; masks are resized back to the slice with nearest neighbour
 
-st.title("Tumour mask")
-st.caption(DISCLAIMER)
+page_header(__file__)
 
 inputs = show_errors(choose_inputs("lgg", key="mask", multiple=True))
 if not inputs:
@@ -59,7 +57,8 @@ case_segmentation(case, loaded)
 model = loaded.name
 index = slice_picker(case, key="mask_slice")
 image = stack.slice(index)
-for w in inference.input_warnings(image, loaded, None, stack.modality):
+warnings = inference.input_warnings(image, loaded, None, stack.modality)
+for w in warnings:
     st.warning(w)
 
 c1, c2, c3, c4 = st.columns(4)
@@ -104,8 +103,8 @@ if editing:
                "covers leaves the mask. Undo and Reset act on this slice; the canvas's own toolbar only on strokes since "
                "the last Undo or Reset.")
 
-mask = case.mask(model, index)  # the one mask shown, measured, exported and reported
-edited = case.edited(model, index)
+seg = case.slice_mask(model, index)  # the one mask shown, measured, exported and reported
+mask, edited, m = seg.mask, seg.edited, seg.measurements
 left, right = st.columns(2)
 overlay = mask_overlay(shown, mask, colour, opacity, contour_only=style == "contour")
 marks = orientation_marks(stack)
@@ -113,10 +112,9 @@ view = dict(zoom=reading.zoom, centre=reading.centre, spacing_mm=stack.spacing_m
 left.image(reading_view(shown, **view), caption=f"Slice {index + 1} of {stack.n_slices}", width="stretch")
 right.image(reading_view(overlay, **view), caption="Edited mask (by hand)" if edited else "Model's mask", width="stretch")
 
-m = measure(mask, stack.spacing_mm)
 st.subheader("Measurements")
 cols = st.columns(3)
-cols[0].metric("Tumour probability", f"{case.tumour_probability(model, index):.0%}",
+cols[0].metric("Tumour probability", f"{seg.tumour_probability:.0%}",
                help="The model's, for the slice as it was segmented (hand edits do not change it).")
 cols[1].metric("Area", f"{m.area_mm2:.0f} mm²" if m.area_mm2 is not None else f"{m.area_px} px",
                help=f"{m.area_px} px" + ("" if stack.spacing_mm else ". Pixel spacing unknown (PNG/JPEG): sizes are in pixels."))
@@ -184,6 +182,6 @@ pdf_download(d5, CaseReport(
     image_caption=f"Slice {index + 1} of {stack.n_slices}, " + ("mask edited by hand" if edited else "the model's mask"),
     slice_index=index, n_slices=stack.n_slices, measurements=m.as_dict(), spacing_known=stack.spacing_mm is not None,
     volume_ml=vol, dice=dice_value, edited=edited,
-    warnings=inference.input_warnings(image, loaded, None, stack.modality)), stack, key="dl_pdf")
+    warnings=warnings), stack, key="dl_pdf")
 with st.expander("Report"):
     st.code(report, language=None)

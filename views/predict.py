@@ -12,20 +12,17 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from mri_core import explain, inference, segmentation
+from mri_core import inference, rows, segmentation
 from mri_core.annotate import mask_overlay, orientation_marks, reading_view, window_level
 from mri_core.display import display_name, display_order
-from mri_core.measure import measure
-from mri_core.preprocess import prepare
 from mri_core.report import CaseReport
 from mri_core.tasks import TASKS
 from views.common import (
-    DISCLAIMER, case_segmentation, choose_inputs, model_card, model_picker, open_case, patient_details,
+    case_segmentation, choose_inputs, model_card, model_picker, open_case, page_header, patient_details,
     pdf_download, reading_controls, segmenter_picker, show_errors, show_notes, slice_picker, task_picker,
 )
 
-st.title("Upload & predict")
-st.caption(DISCLAIMER)
+page_header(__file__)
 
 task = task_picker("predict_task")
 segmenter = TASKS[task].kind == "segmenter"
@@ -39,17 +36,14 @@ if segmenter:  # the mask model depends on the upload: a grey one gets a one-seq
 
 
 @st.cache_data(show_spinner="Predicting…", max_entries=64)
-def _classification(_loaded, _image, content: str, model_path: str, index: int, modality: str):
-    """(prediction, Grad-CAM picture, warnings) of one slice, per (content hash, model, slice)."""
-    x = prepare(_image, _loaded.preprocessing)
-    pred = inference.classify_inputs(_loaded, x[None], modality=modality)[0]
-    heat = explain.gradcam(_loaded, x, pred.index)
-    cam = explain.overlay(x[..., 0] if x.shape[-1] == 1 else x, heat)
-    return pred, cam, inference.input_warnings(_image, _loaded, pred, modality, model_input=x)
+def _analysis(_loaded, _image, content: str, model_path: str, index: int, modality: str) -> inference.SliceAnalysis:
+    """The call, Grad-CAM and warnings of one slice (a segmenter's warnings only: its masks come from
+    the whole volume), per (content hash, model, slice)."""
+    return inference.analyse_slice(_loaded, _image, modality, gradcam=_loaded.kind == "classifier")
 
 
-def classification(case, index: int):
-    return _classification(loaded, case.stack.slice(index), case.key, str(loaded.path), index, case.stack.modality)
+def analysis(case, index: int) -> inference.SliceAnalysis:
+    return _analysis(loaded, case.stack.slice(index), case.key, str(loaded.path), index, case.stack.modality)
 
 
 def probability_chart(pred: inference.ClassPrediction) -> go.Figure:
@@ -79,7 +73,8 @@ def measured_accuracy(card: dict) -> str:
 
 def show_classification(case, index: int, reading) -> None:
     image = case.stack.slice(index)
-    pred, cam, warnings = classification(case, index)
+    result = analysis(case, index)
+    pred, cam, warnings = result.prediction, result.gradcam, result.warnings
     if not pred.reliable:  # the abstention first, above anything that looks like a call
         st.error("### The model cannot judge this image\n"
                  f"{pred.reason or 'It is unlike the brain MRI slices the model was trained on.'}\n\n"
@@ -124,19 +119,18 @@ def show_segmentation(case, index: int, reading) -> None:
     image = case.stack.slice(index)
     # The whole file as one volume, as on the mask page and in the table, so all three agree.
     case_segmentation(case, loaded)
-    for w in inference.input_warnings(image, loaded, None, case.stack.modality):
+    for w in analysis(case, index).warnings:
         st.warning(w)
-    mask, probability = case.mask(loaded.name, index), case.tumour_probability(loaded.name, index)
+    seg = case.slice_mask(loaded.name, index)
     left, right = st.columns(2)
     left.image(slice_view(case, image, reading), caption=f"Uploaded slice {index + 1} of {case.stack.n_slices}", width="stretch")
-    edited = case.edited(loaded.name, index)
-    overlay = mask_overlay(window_level(image, reading.level, reading.width), mask)
-    right.image(slice_view(case, overlay, reading), caption="Tumour mask, edited by hand" if edited else "Predicted tumour mask",
+    overlay = mask_overlay(window_level(image, reading.level, reading.width), seg.mask)
+    right.image(slice_view(case, overlay, reading), caption="Tumour mask, edited by hand" if seg.edited else "Predicted tumour mask",
                 width="stretch")
-    m = measure(mask, case.stack.spacing_mm)
+    m = seg.measurements
     c = st.columns(4)
-    c[0].metric("Tumour present", "yes" if probability >= segmentation.PRESENCE_CUT else "no")
-    c[1].metric("Tumour probability", f"{probability:.0%}")
+    c[0].metric("Tumour present", "yes" if seg.tumour_probability >= segmentation.PRESENCE_CUT else "no")
+    c[1].metric("Tumour probability", f"{seg.tumour_probability:.0%}")
     c[2].metric("Area", f"{m.area_mm2:.0f} mm²" if m.area_mm2 is not None else f"{m.area_px} px")
     c[3].metric("Lesions", m.n_lesions)
     st.page_link("views/mask.py", label=f"Open the mask editor on {case.name}, slice {index + 1}: measurements, correction "
@@ -156,47 +150,35 @@ if len(inputs) == 1:
 
 @st.cache_data(show_spinner=False, max_entries=256)
 def _file_rows(_loaded, _stack, content: str, model_path: str, label: str) -> list[dict]:
-    """The table's rows for one file, per (content hash, model): a rerun (the CSV download's
-    included) scores nothing again."""
-    slices = [_stack.slice(k) for k in range(_stack.n_slices)]
-    rows = []
-    if _loaded.kind == "classifier":
-        for k, (s, p) in enumerate(zip(slices, inference.classify(_loaded, slices, modality=_stack.modality))):
-            warn = inference.input_warnings(s, _loaded, p, _stack.modality)
-            rows.append({"file": label, "slice": k + 1,
-                         "prediction": display_name(p.label) if p.reliable else "no call (abstained)",
-                         "reliable": bool(p.reliable), "reason": p.reason, "warnings": " | ".join(warn),
-                         "confidence": round(p.confidence, 4), "uncertainty": round(p.uncertainty, 4),
-                         **{f"p_{c}": round(float(v), 4) for c, v in zip(p.class_names, p.probs)}})
-    else:
-        for k, (s, seg) in enumerate(zip(slices, inference.segment(_loaded, slices, volume=True))):
-            m = measure(seg.mask, _stack.spacing_mm)
-            rows.append({"file": label, "slice": k + 1, "prediction": "tumour" if seg.present else "no tumour",
-                         "tumor_probability": round(seg.tumor_probability, 4), "area_px": m.area_px,
-                         "area_mm2": None if m.area_mm2 is None else round(m.area_mm2, 1),
-                         "warnings": " | ".join(inference.input_warnings(s, _loaded, None, _stack.modality))})
-    return rows
+    """The rows (``mri_core.rows``) of one file, per (content hash, model): a rerun (the CSV
+    download's included) scores nothing again."""
+    return rows.score_rows(_loaded, rows.items_of(_stack, label))
 
 
-# Several files: one row per slice, a progress bar, a table and a CSV.
-rows = []
+def readable_calls(table: pd.DataFrame) -> list[str]:
+    """The prediction column as the page shows it: readable class names, and no call where the model abstains."""
+    return [display_name(p) if ok else "no call (abstained)" for p, ok in zip(table["prediction"], table["reliable"])]
+
+
+# Several files: one row per slice, a progress bar, a table and a CSV (the batch scorer's columns).
+scored = []
 total = sum(i.stack.n_slices for i in inputs)
 bar = st.progress(0.0, text=f"Scoring {total} slices…")
 done = 0
 for item in inputs:
-    rows += _file_rows(loaded, item.stack, item.key, str(loaded.path), item.label)
+    scored += _file_rows(loaded, item.stack, item.key, str(loaded.path), item.label)
     done += item.stack.n_slices
     bar.progress(done / total, text=f"Scored {done} of {total} slices")
 bar.empty()
-table = pd.DataFrame(rows)
-if "reliable" in table and not table["reliable"].all():
+table = rows.to_frame(scored, rows.columns(loaded.class_names))
+if not table["reliable"].all():
     st.error(f"The model cannot judge {int((~table['reliable']).sum())} of {len(table)} slices: their rows say "
              "“no call (abstained)” and why.", icon="🚫")
 # On screen the figures that matter, the long texts last (the CSV has every class's probability too).
-shown = [c for c in ("file", "slice", "prediction", "reliable", "confidence", "uncertainty", "tumor_probability", "area_px",
-                     "area_mm2", "reason", "warnings") if c in table]
-st.dataframe(table[shown], width="stretch", hide_index=True,
-             column_config={"file": st.column_config.TextColumn(width="medium"),
+shown = [c for c in ("path", "slice", "prediction", "reliable", "confidence", "uncertainty", "tumor_probability", "area_px",
+                     "area_mm2", "reason", "warnings") if table[c].notna().any()]
+st.dataframe(table[shown].assign(prediction=readable_calls(table)).round(4), width="stretch", hide_index=True,
+             column_config={"path": st.column_config.TextColumn("file", width="medium"),
                             "warnings": st.column_config.TextColumn(width="large")})
 st.download_button("Download results (CSV)", table.to_csv(index=False).encode(), "mri_insight_results.csv", "text/csv",
                    key="predict_csv", on_click="ignore")
