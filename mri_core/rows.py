@@ -14,12 +14,12 @@ from typing import NamedTuple
 
 import numpy as np
 
-BASE_COLUMNS = ["path", "slice", "n_slices", "task", "model", "prediction", "confidence", "uncertainty", "reliable",
-                "reason", "warnings"]
+BASE_COLUMNS = ["path", "slice", "n_slices", "task", "model", "prediction", "top_class", "confidence", "uncertainty",
+                "reliable", "reason", "warnings"]
 SEGMENTER_COLUMNS = ["tumor_probability", "area_px", "area_mm2"]
 INT_COLUMNS = {"slice", "n_slices", "area_px"}
 BOOL_COLUMNS = {"reliable"}  # False: the app abstains on this slice (``reason`` says why)
-STR_COLUMNS = {"path", "task", "model", "prediction", "reason", "warnings", "error"}
+STR_COLUMNS = {"path", "task", "model", "prediction", "top_class", "reason", "warnings", "error"}
 WARNING_SEPARATOR = " | "
 
 
@@ -53,16 +53,18 @@ def error_row(path: str, task: str, model: str, reason: str) -> dict:
     return {"path": path, "task": task, "model": model, "error": reason}
 
 
-def _base(item: SliceItem, loaded, prediction: str, warnings: list[str]) -> dict:
+def _base(item: SliceItem, loaded, top_class: str, reliable: bool, warnings: list[str]) -> dict:
+    # ``prediction`` is empty where the app abstains, so a spreadsheet never shows an abstained call as
+    # one; the model's top class is still in ``top_class``.
     return {"path": item.path, "slice": item.index + 1, "n_slices": item.n_slices, "task": loaded.task,
-            "model": loaded.name, "prediction": prediction, "warnings": WARNING_SEPARATOR.join(warnings)}
+            "model": loaded.name, "prediction": top_class if reliable else None, "top_class": top_class,
+            "reliable": bool(reliable), "warnings": WARNING_SEPARATOR.join(warnings)}
 
 
 def classifier_row(item: SliceItem, loaded, pred, warnings: list[str]) -> dict:
-    """The row of a classified slice: its top class (also when the app abstains: ``reliable`` False)."""
-    row = _base(item, loaded, pred.label, warnings)
-    row.update({"confidence": pred.confidence, "uncertainty": pred.uncertainty, "reliable": bool(pred.reliable),
-                "reason": pred.reason})
+    """The row of a classified slice: the call, or none where the app abstains (``reliable`` False)."""
+    row = _base(item, loaded, pred.label, pred.reliable, warnings)
+    row.update({"confidence": pred.confidence, "uncertainty": pred.uncertainty, "reason": pred.reason})
     row.update({prob_column(c): float(v) for c, v in zip(pred.class_names, pred.probs)})
     return row
 
@@ -74,8 +76,8 @@ def segmenter_row(item: SliceItem, loaded, seg, warnings: list[str]) -> dict:
 
     m = measure(seg.mask, item.spacing_mm)
     tp = float(seg.tumor_probability)
-    row = _base(item, loaded, "tumor" if seg.present else "no tumor", warnings)
-    row.update({"confidence": tp if seg.present else 1.0 - tp, "uncertainty": np.nan, "reliable": True, "reason": "",
+    row = _base(item, loaded, "tumor" if seg.present else "no tumor", True, warnings)
+    row.update({"confidence": tp if seg.present else 1.0 - tp, "uncertainty": np.nan, "reason": "",
                 "tumor_probability": tp, "area_px": m.area_px, "area_mm2": np.nan if m.area_mm2 is None else m.area_mm2})
     probs = {"no tumor": 1.0 - tp, "tumor": tp}
     row.update({prob_column(c): probs.get(c, np.nan) for c in loaded.class_names})
