@@ -25,7 +25,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 
 from bench.harness import emit, log, machine
-from bench.run import BATCH, input_shape, synthetic_sample, throughput_ips
+from bench.run import BATCH, synthetic_sample, throughput_ips
 from mri_core import batch, models
 from mri_core.tasks import TASKS
 
@@ -51,9 +51,9 @@ def write_synthetic(folder: Path, task: str, n: int) -> Path:
 def bare_throughput(name: str, repeats: int) -> dict:
     """The model alone at batch 32, in this process, before the cluster competes for the CPU."""
     loaded = models.load(name)
-    ips = throughput_ips(loaded.keras_model, input_shape(loaded), repeats)
+    ips = throughput_ips(loaded.keras_model, loaded.card.preprocessing.input_shape, repeats)
     views = TTA_VIEWS if loaded.kind == "classifier" else 1
-    return {"model": name, "kind": loaded.kind, "input_shape": list(input_shape(loaded)),
+    return {"model": name, "kind": loaded.kind, "input_shape": list(loaded.card.preprocessing.input_shape),
             "images_per_s": ips, "views_per_slice": views, "slices_per_s_ceiling": ips / views}
 
 
@@ -149,7 +149,7 @@ def main(argv=None) -> dict:
         "warm_to_bare": timing["warm"]["slices_per_s"] / bare["images_per_s"],
         "cluster_start_s": timing["cluster_start_s"], "memory_per_worker": timing["workers"],
         "machine": machine(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "models_dir": str(models.MODELS_DIR),
+        "models_dir": str(models.default_root()),
     }
     return emit(result, args.json, print_table)
 

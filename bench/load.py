@@ -249,15 +249,15 @@ def main(argv=None) -> int:
     from mri_core import models
 
     if not models.list_models("brain_tumor"):
-        print(f"No trained brain_tumor model in {models.MODELS_DIR}: the load test uploads to the tumour-type "
+        print(f"No trained brain_tumor model in {models.default_root()}: the load test uploads to the tumour-type "
               "model. Train one first (python -m mri_core.train brain_tumor ...), or set MRI_MODELS_DIR.",
               file=sys.stderr)
         return 1
-    log(f"starting streamlit on {models.MODELS_DIR} ...")
-    with serve(models.MODELS_DIR) as server:
+    log(f"starting streamlit on {models.default_root()} ...")
+    with serve(models.default_root()) as server:
         result = run_load(server.url, args.sessions, args.requests, DEFAULT_FILES, server_pid=server.pid,
                           timeout_s=args.timeout)
-    result["models_dir"] = str(models.MODELS_DIR)
+    result["models_dir"] = str(models.default_root())
     result["model"] = models.default_model("brain_tumor")
     result = rounded(result, 4)
     if not args.json:

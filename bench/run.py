@@ -80,11 +80,6 @@ def throughput_ips(keras_model, shape: tuple[int, ...], repeats: int) -> float:
     return BATCH / (ms / 1000.0)
 
 
-def input_shape(loaded: models.LoadedModel) -> tuple[int, int, int]:
-    pre = loaded.preprocessing
-    return (*tuple(pre["size"]), int(pre["channels"]))
-
-
 def reference(repeats: int) -> dict:
     """MobileNetV2 (random weights: only the arithmetic matters) built in this run."""
     import keras
@@ -98,7 +93,7 @@ def bench_model(name: str, repeats: int, ref_ms: float) -> tuple[models.LoadedMo
     t0 = time.perf_counter()
     loaded = models.load(name)
     load_s = time.perf_counter() - t0
-    shape = input_shape(loaded)
+    shape = loaded.card.preprocessing.input_shape
     latency = forward_ms(loaded.keras_model, shape, repeats)
     row = {
         "name": name,
@@ -287,7 +282,7 @@ def main(argv=None) -> dict:
         "machine": machine(),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "repeats": args.repeats,
-        "models_dir": str(models.MODELS_DIR),
+        "models_dir": str(models.default_root()),
     }
     if args.skip_cold_start:
         result["cold_start_error"] = "skipped (--skip-cold-start)"

@@ -78,10 +78,10 @@ def resolve_model(task: str, name: str | None, models_dir: Path) -> ModelSpec:
         card = models.read_card(name, models_dir)
     except ValueError as exc:  # no such model, or none trained yet: a message, not a traceback
         raise SystemExit(str(exc)) from None
-    if card["task"] != task:
-        raise SystemExit(f"model {name} is for task {card['task']}, not {task}")
+    if card.task != task:
+        raise SystemExit(f"model {name} is for task {card.task}, not {task}")
     path = models.model_dir(name, models_dir) / models.MODEL_FILE
-    return ModelSpec(name, task, card["kind"], tuple(card["class_names"]), str(models_dir), file_sha256(path))
+    return ModelSpec(name, task, card.kind, card.class_names, str(models_dir), file_sha256(path))
 
 
 # One loaded model per worker process, shared by its threads and all its tasks: loading and
@@ -134,7 +134,7 @@ def _load_checked(spec: ModelSpec):
     """Load from the client's registry path, or this machine's own; the file must be the client's."""
     root = Path(spec.models_dir)
     if not (models.model_dir(spec.name, root) / models.MODEL_FILE).exists():
-        root = models.MODELS_DIR  # a remote worker: the repo (and models/) sit elsewhere there
+        root = models.default_root()  # a remote worker: the repo (and models/) sit elsewhere there
     path = models.model_dir(spec.name, root) / models.MODEL_FILE
     if not path.exists() or file_sha256(path) != spec.sha256:
         raise RuntimeError(
@@ -313,7 +313,7 @@ def run(input_dir: Path, task: str, out: Path, *, model: str | None = None, clie
     """Score every file under ``input_dir`` into ``out``, skipping files ``out`` already holds."""
     t0 = time.perf_counter()
     input_dir, out = Path(input_dir).resolve(), Path(out).resolve()
-    models_dir = Path(models_dir or models.MODELS_DIR).resolve()
+    models_dir = Path(models_dir or models.default_root()).resolve()
     spec = resolve_model(task, model, models_dir)
     sink = open_sink(out, columns(spec.class_names))
     done = sink.load_done(spec)

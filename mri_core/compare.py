@@ -78,8 +78,7 @@ def disagreements(runs: list[ClassifierRun], class_names: list[str]) -> list[dic
 
 def cpu_latency_ms(model: LoadedModel, repeats: int = 20) -> float:
     """Median single-image forward time through the compiled predict function."""
-    pre = model.preprocessing
-    x = np.zeros((1, *pre["size"], int(pre["channels"])), np.float32)
+    x = np.zeros((1, *model.card.preprocessing.input_shape), np.float32)
     model.keras_model.predict_on_batch(x)
     times = []
     for _ in range(repeats):

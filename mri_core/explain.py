@@ -92,7 +92,7 @@ def gradcam(loaded: LoadedModel, x: np.ndarray, class_index: int | None = None, 
     """
     import tensorflow as tf
 
-    layer_name = layer_name or loaded.card.get("gradcam_layer") or default_gradcam_layer(loaded.keras_model)
+    layer_name = layer_name or loaded.card.gradcam_layer or default_gradcam_layer(loaded.keras_model)
     if layer_name not in spatial_layers(loaded.keras_model):
         raise ValueError(f"layer {layer_name!r} has no spatial output")
     with _lock:

@@ -12,7 +12,7 @@ mapped back (``segmentation_maps``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -154,9 +154,9 @@ def _class_prediction(view_probs: np.ndarray, loaded: LoadedModel, distance: flo
     probs = view_probs.mean(axis=0)
     top = int(np.argmax(probs))
     names = loaded.class_names
-    validation = loaded.card.get("metrics", {}).get("validation", {})
-    reliable, reason = judge(names[top], distance, loaded.ood, loaded.card.get("reliability", {}).get("calls"),
-                             validation.get("balanced_accuracy"), modality)
+    validation = loaded.card.validation
+    reliable, reason = judge(names[top], distance, loaded.ood, loaded.card.calls,
+                             validation.balanced_accuracy if validation else None, modality)
     return ClassPrediction(probs=probs, class_names=names, uncertainty=float(view_probs[:, top].std()), view_probs=view_probs,
                            reliable=reliable, reason=reason, ood_score=None if distance is None else float(distance))
 
@@ -173,10 +173,10 @@ def segment(loaded: LoadedModel, slices: list[np.ndarray], volume: bool = False,
     """
     if not slices:
         return []
-    seg = loaded.card.get("segmentation", {})
-    threshold = float(seg.get("threshold", 0.5))
+    rule = loaded.card.segmentation_rule
+    threshold = float(rule.threshold)
     probs = segmentation_maps(lambda v: run_model(loaded, v), prepare_inputs(loaded, slices), tta)
-    probs, scores = postprocess(probs, threshold, int(seg.get("top_k", 16)), volume)
+    probs, scores = postprocess(probs, threshold, int(rule.top_k), volume)
     out = []
     for s, p, score in zip(slices, probs, scores):
         full = np.clip(resize(p.astype(np.float32), s.shape[:2]), 0.0, 1.0)
@@ -199,7 +199,8 @@ def input_warnings(image: np.ndarray, loaded: LoadedModel, prediction: ClassPred
     warnings: list[str] = []
     if modality_reason(modality):
         warnings.append(modality_reason(modality))
-    if image.ndim == 3 and image.shape[-1] == 3 and loaded.preprocessing.get("channels") == 1:
+    pre = loaded.card.preprocessing
+    if image.ndim == 3 and image.shape[-1] == 3 and pre.channels == 1:
         spread = float(np.abs(image - image.mean(axis=-1, keepdims=True)).mean())
         if spread > 0.02:
             warnings.append("This is a colour image; MRI slices are grey. It may be a photograph or a screenshot, not a scan.")
@@ -208,18 +209,18 @@ def input_warnings(image: np.ndarray, loaded: LoadedModel, prediction: ClassPred
     dark = float((gray < 0.1).mean())
     if (bottom - top) * (right - left) >= 0.98 * gray.size and dark < 0.05:
         warnings.append("No dark background around a head was found: this may not be a brain MRI slice.")
-    spec = loaded.preprocessing.get("intensity")
+    spec = pre.intensity
     if spec:  # the gain prepare() applies: on the slice at model size and channels, before the step itself
-        plain = {k: v for k, v in loaded.preprocessing.items() if k != "intensity"}
-        gain = intensity_gain(prepare(image, plain), spec["reference_p99"], float(spec["max_gain"]))
-        if gain.max() >= float(spec["max_gain"]):
-            warnings.append(f"This image is much darker than the training slices: it was brightened {spec['max_gain']:g}× "
+        plain = replace(pre, intensity=None).to_json()
+        gain = intensity_gain(prepare(image, plain), spec.reference_p99, float(spec.max_gain))
+        if gain.max() >= float(spec.max_gain):
+            warnings.append(f"This image is much darker than the training slices: it was brightened {spec.max_gain:g}× "
                             "(the most allowed) and may still be too dark for the model.")
-    stats = loaded.card.get("input_stats")
+    stats = loaded.card.input_stats
     if stats:  # measured on prepared (cropped, resized) training inputs: compare like with like
         x = prepare(image, loaded.preprocessing) if model_input is None else model_input
         mean = float(x.mean())
-        z = abs(mean - stats["mean"]) / max(stats["std"], 1e-6)
+        z = abs(mean - stats.mean) / max(stats.std, 1e-6)
         if z > 4:
             warnings.append(f"The image's brightness is far from anything in the training data ({z:.0f} standard deviations).")
     if prediction is not None:

@@ -1,7 +1,7 @@
 """The registry of trained models in ``models/<name>/``: a ``model.keras`` file and its ``card.json``.
 
 The app, the training and evaluation CLIs, the batch scorer and the benchmarks reach a model
-only through a ``Registry`` (or the module functions, which use the one on ``MODELS_DIR``). A card
+only through a ``Registry`` (or the module functions, which use the one on ``default_root()``). A card
 (``mri_core.cards.Card``) holds every fact about its model, written once by ``mri_core.train``.
 """
 
@@ -19,7 +19,8 @@ import numpy as np
 
 from mri_core.cards import Card
 
-MODELS_DIR = Path(os.environ.get("MRI_MODELS_DIR", Path(__file__).resolve().parent.parent / "models"))
+PROJECT_MODELS = Path(__file__).resolve().parent.parent / "models"
+ROOT_ENV = "MRI_MODELS_DIR"  # another models folder (tests, a worker whose models/ sit elsewhere)
 MODEL_FILE = "model.keras"
 CARD_FILE = "card.json"
 
@@ -29,36 +30,40 @@ class LoadedModel:
     """A trained model and its card. Shared between users: never mutate ``keras_model``."""
 
     name: str
-    card: dict[str, Any]
+    card: Card
     keras_model: Any
     path: Path
     ood: Any = None  # reliability.OodDetector, where the model has one (ood.npz beside it)
     features_model: Any = None  # (probabilities, features of the layers ``ood`` reads) in one pass
 
-    @cached_property
-    def info(self) -> Card:
-        """The card, typed."""
-        return Card.from_json(self.card)
+    def __post_init__(self):
+        if not isinstance(self.card, Card):
+            raise TypeError(f"LoadedModel takes a Card, not {type(self.card).__name__}")
 
     @property
     def task(self) -> str:
-        return self.card["task"]
+        return self.card.task
 
     @property
     def kind(self) -> str:
-        return self.card["kind"]
+        return self.card.kind
 
     @property
     def class_names(self) -> list[str]:
-        return list(self.card["class_names"])
+        return list(self.card.class_names)
+
+    @cached_property
+    def _preprocessing(self) -> dict[str, Any]:
+        return self.card.preprocessing.to_json()
 
     @property
     def preprocessing(self) -> dict[str, Any]:
-        return dict(self.card["preprocessing"])
+        """The card's ``preprocessing`` as the dict ``preprocess.prepare`` takes (a copy)."""
+        return dict(self._preprocessing)
 
     @property
     def temperature(self) -> float:
-        return float(self.card.get("calibration", {}).get("temperature", 1.0))
+        return self.card.temperature
 
 
 _load_lock = threading.Lock()  # one model built at a time, whichever registry asks
@@ -115,8 +120,9 @@ class Registry:
         return card
 
     def write(self, name: str, card: Card | Mapping[str, Any]) -> Path:
-        """Write the card (typed, or a dict as training builds it) to ``<root>/<name>/card.json``."""
-        data = card.to_json() if isinstance(card, Card) else card
+        """Write the card (typed, or a dict as training builds it) to ``<root>/<name>/card.json``;
+        a dict that is not a valid card is refused here, not when the app reads it."""
+        data = (card if isinstance(card, Card) else Card.from_json(card)).to_json()
         path = self.model_dir(name) / CARD_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
         with self._lock:
@@ -145,7 +151,7 @@ class Registry:
                 detector = reliability.OodDetector.load(ood_path)
                 features = reliability.features_model(km, list(card.ood.layers))
                 features.predict_on_batch(zeros)
-        return LoadedModel(name=name, card=card.to_json(), keras_model=km, path=path, ood=detector, features_model=features)
+        return LoadedModel(name=name, card=card, keras_model=km, path=path, ood=detector, features_model=features)
 
     def segmenter_for(self, grey: bool) -> tuple[str, str]:
         """(model name, why) for a tumour mask of an upload: a grey upload (one sequence, as a FLAIR
@@ -178,31 +184,31 @@ def _json_default(o):
 
 
 # --------------------------------------------------------------------------- the module functions
-# Each is the Registry method on ``root``, or on ``MODELS_DIR`` (read at each call, so that pointing
-# it elsewhere takes effect), with one Registry, and so one card cache, per folder.
+# Each is the Registry method on ``root``, or on ``default_root()`` (read at each call, so that setting
+# $MRI_MODELS_DIR takes effect), with one Registry, and so one card cache, per folder.
 
 _registries: dict[Path, Registry] = {}
 _registries_lock = threading.Lock()
 
 
+def default_root() -> Path:
+    """The models folder: ``$MRI_MODELS_DIR`` where it is set, else the project's ``models/``."""
+    return Path(os.environ.get(ROOT_ENV) or PROJECT_MODELS)
+
+
 def registry(root: Path | str | None = None) -> Registry:
-    """The registry of ``root`` (default ``MODELS_DIR``), one per folder in this process."""
-    key = Path(root or MODELS_DIR)
+    """The registry of ``root`` (default ``default_root()``), one per folder in this process."""
+    key = Path(root or default_root())
     with _registries_lock:
         return _registries.setdefault(key, Registry(key))
 
 
 def model_dir(name: str, root: Path | None = None) -> Path:
-    return Path(root or MODELS_DIR) / name
+    return registry(root).model_dir(name)
 
 
-def read_card(name: str, root: Path | None = None) -> dict[str, Any]:
-    """The card as a dict, a fresh copy that the caller may change."""
-    return registry(root).read(name).to_json()
-
-
-def card(name: str, root: Path | None = None) -> Card:
-    """The card, typed."""
+def read_card(name: str, root: Path | None = None) -> Card:
+    """The model's card (shared and frozen: change it with ``dataclasses.replace`` and ``write_card``)."""
     return registry(root).read(name)
 
 
@@ -218,11 +224,6 @@ def list_models(task: str | None = None, root: Path | None = None) -> list[str]:
 def default_model(task: str, root: Path | None = None) -> str:
     """The task's model marked ``"default": true`` in its card, else the first one."""
     return registry(root).default(task)
-
-
-def is_single_sequence(card: Card | Mapping[str, Any]) -> bool:
-    """A segmenter trained on one grey sequence: ``Card.is_single_sequence``, for a card as a dict too."""
-    return (card if isinstance(card, Card) else Card.from_json(card)).is_single_sequence
 
 
 def segmenter_for(grey: bool, root: Path | None = None) -> tuple[str, str]:

@@ -20,8 +20,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from mri_core.cards import CallRecord
 
 OOD_FILE = "ood.npz"
 FEATURE_LAYER = "gap"  # the architectures' global average pool before dropout and the classifier
@@ -168,7 +172,7 @@ def modality_reason(modality: str) -> str | None:
     return f"This DICOM says its modality is {modality}, not MR: the models were trained on MRI only."
 
 
-def judge(label: str, ood_distance: float | None, detector: OodDetector | None, calls: dict | None,
+def judge(label: str, ood_distance: float | None, detector: OodDetector | None, calls: dict[str, CallRecord] | None,
           balanced_accuracy: float | None = None, modality: str = "unknown") -> tuple[bool, str]:
     """(reliable, reason) for one call."""
     if modality_reason(modality):
@@ -178,9 +182,9 @@ def judge(label: str, ood_distance: float | None, detector: OodDetector | None, 
                        f"{ood_distance / detector.threshold:.1f}× as far from them as the limit that 98 % of validation "
                        "images stay within. It may not be a brain MRI slice of a kind this model knows, so its answer "
                        "would be a guess.")
-    if calls and label in calls and not calls[label]["better_than_chance"]:
+    if calls and label in calls and not calls[label].better_than_chance:
         c = calls[label]
         extra = f" (balanced accuracy on new subjects {balanced_accuracy:.0%})" if balanced_accuracy is not None else ""
-        return False, (f"On new subjects this model's “{label}” calls were right {c['precision']:.0%} of the time, "
-                       f"no better than the {c['chance']:.0%} expected by chance{extra}: it cannot judge this stage reliably.")
+        return False, (f"On new subjects this model's “{label}” calls were right {c.precision:.0%} of the time, "
+                       f"no better than the {c.chance:.0%} expected by chance{extra}: it cannot judge this stage reliably.")
     return True, ""

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from mri_core.cards import Card, SegmenterReport
 from mri_core.export import DISCLAIMER
 
 # Helvetica (a PDF core font) covers Latin-1 only: the few other characters used are replaced.
@@ -28,24 +29,20 @@ def _text(value) -> str:
     return s.encode("latin-1", "replace").decode("latin-1")
 
 
-def validation_figures(card: dict) -> list[tuple[str, str]]:
+_SEGMENTER_FIGURES = (("dice_patient_mean", "Dice per patient", "{:.3f}"), ("dice_tumor_slices", "Dice on tumour slices", "{:.3f}"),
+                      ("detection_auc", "Detection AUC", "{:.3f}"), ("detection_accuracy", "Detection accuracy", "{:.3f}"))
+_CLASSIFIER_FIGURES = (("accuracy", "Accuracy", "{:.1%}"), ("balanced_accuracy", "Balanced accuracy", "{:.1%}"),
+                       ("macro_f1", "Macro-F1", "{:.3f}"), ("auc_macro", "AUC", "{:.3f}"), ("ece", "ECE", "{:.3f}"))
+
+
+def validation_figures(card: Card) -> list[tuple[str, str]]:
     """(label, value) of a model's measured validation figures, from its card."""
-    v = card.get("metrics", {}).get("validation", {})
-    split = card.get("split", {})
-    rows: list[tuple[str, str]] = []
-    if card.get("kind") == "segmenter" or "dice_patient_mean" in v:
-        for key, label in (("dice_patient_mean", "Dice per patient"), ("dice_tumor_slices", "Dice on tumour slices"),
-                           ("detection_auc", "Detection AUC"), ("detection_accuracy", "Detection accuracy")):
-            if v.get(key) is not None:
-                rows.append((label, f"{v[key]:.3f}"))
-    else:
-        for key, label, fmt in (("accuracy", "Accuracy", "{:.1%}"), ("balanced_accuracy", "Balanced accuracy", "{:.1%}"),
-                                ("macro_f1", "Macro-F1", "{:.3f}"), ("auc_macro", "AUC", "{:.3f}"), ("ece", "ECE", "{:.3f}")):
-            if v.get(key) is not None:
-                rows.append((label, fmt.format(v[key])))
+    v, split = card.validation, card.split
+    figures = _SEGMENTER_FIGURES if card.is_segmenter or isinstance(v, SegmenterReport) else _CLASSIFIER_FIGURES
+    rows = [(label, fmt.format(getattr(v, key))) for key, label, fmt in figures if getattr(v, key, None) is not None]
     if split:
-        rows.append(("Validation split", f"{split.get('n_val', '?')} slices, {split.get('kind', '')}; "
-                                         f"{split.get('n_train', '?')} training slices"))
+        rows.append(("Validation split", f"{'?' if split.n_val is None else split.n_val} slices, {split.kind}; "
+                                         f"{'?' if split.n_train is None else split.n_train} training slices"))
     return rows
 
 
@@ -54,7 +51,7 @@ class CaseReport:
     file_name: str
     date: str
     model_name: str
-    model_card: dict
+    model_card: Card
     image: np.ndarray  # RGB uint8: the slice with its overlay (or Grad-CAM)
     image_caption: str
     slice_index: int = 0  # 0-based, written from 1
@@ -158,9 +155,9 @@ def pdf_report(r: CaseReport) -> bytes:
     pdf.add_page()
     _heading(pdf, f"The model: {r.model_name}")
     card = r.model_card
-    about = [("Task", str(card.get("task", ""))), ("Architecture", str(card.get("architecture", "")))]
-    if card.get("data"):
-        about.append(("Trained on", str(card["data"])))
+    about = [("Task", card.task), ("Architecture", card.architecture or "")]
+    if card.data:
+        about.append(("Trained on", card.data))
     _rows(pdf, about)
     _heading(pdf, "Measured on its validation split")
     _rows(pdf, validation_figures(card))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from mri_core.cards import SegmentationRule
 from mri_core.metrics import dice
 from mri_core.preprocess import channel_p99, normalize_intensity
 
@@ -68,7 +69,7 @@ def lesion_mask(prob_maps: np.ndarray, scores, threshold: float) -> np.ndarray:
     return (np.asarray(prob_maps) >= threshold) & (np.asarray(scores) >= PRESENCE_CUT)[:, None, None]
 
 
-def presence_rule(probs: np.ndarray, mva: np.ndarray) -> dict:
+def presence_rule(probs: np.ndarray, mva: np.ndarray) -> SegmentationRule:
     """The tumour-presence rule chosen on validation from the network's maps ``probs`` (slices,
     H, W): how many of the most probable pixels are averaged into the slice's probability
     (``tumor_probability``)."""
@@ -79,12 +80,12 @@ def presence_rule(probs: np.ndarray, mva: np.ndarray) -> dict:
         acc = float(((scores >= PRESENCE_CUT) == truth_present).mean())
         if acc > best_acc:
             best_k, best_acc = k, acc
-    return {
-        "threshold": 0.5,
-        "top_k": best_k,
-        "tumor_probability": f"mean of the {best_k} most probable pixels at model resolution (chosen on validation)",
-        "maps": MAPS,
-    }
+    return SegmentationRule(
+        threshold=0.5,
+        top_k=best_k,
+        tumor_probability=f"mean of the {best_k} most probable pixels at model resolution (chosen on validation)",
+        maps=MAPS,
+    )
 
 
 def per_patient_dice(pred: np.ndarray, truth: np.ndarray, patients: np.ndarray) -> float:
@@ -92,15 +93,15 @@ def per_patient_dice(pred: np.ndarray, truth: np.ndarray, patients: np.ndarray) 
     return float(np.mean([dice(pred[patients == p], truth[patients == p]) for p in np.unique(patients)]))
 
 
-def scored_patient_dice(probs: np.ndarray, truth: np.ndarray, patients: np.ndarray, rule: dict) -> float:
+def scored_patient_dice(probs: np.ndarray, truth: np.ndarray, patients: np.ndarray, rule: SegmentationRule) -> float:
     """``per_patient_dice`` of the masks the app would draw (``postprocess`` on each
     patient's slices as one volume, presence rule ``rule``), at model resolution: the figure
     ``evaluate`` reports, without reading the files again. Slices of a patient are in slice order."""
     pred = np.zeros(probs.shape, bool)
     for p in np.unique(patients):
         idx = np.flatnonzero(patients == p)
-        maps, scores = postprocess(probs[idx], rule["threshold"], rule["top_k"], volume=True)
-        pred[idx] = lesion_mask(maps, scores, rule["threshold"])
+        maps, scores = postprocess(probs[idx], rule.threshold, rule.top_k, volume=True)
+        pred[idx] = lesion_mask(maps, scores, rule.threshold)
     return per_patient_dice(pred, truth.reshape(probs.shape), patients)
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from mri_core import data as D
+from mri_core.cards import SourceFigures
 from mri_core.io import read_image
 from mri_core.io.folders import IMAGE_SUFFIXES, LGG_CHANNELS, LggSlice, lgg_channel, list_class_folder, list_lgg
 from mri_core.models import LoadedModel
@@ -172,7 +173,8 @@ SPLITS = {
 }
 
 
-def card_record(report: dict) -> dict:
+def card_record(report: dict) -> dict[str, SourceFigures]:
     """``report`` (``score_shift`` on the shared data) as the card's ``metrics.cross_source``: each
     block labelled with its split, and the pooled summary."""
-    return {"summary": summary(report), **{k: {"split": SPLITS.get(k, "a class-per-folder set"), **v} for k, v in report.items()}}
+    blocks = {"summary": summary(report), **{k: {"split": SPLITS.get(k, "a class-per-folder set"), **v} for k, v in report.items()}}
+    return {k: SourceFigures.from_json(v) for k, v in blocks.items()}

@@ -21,8 +21,8 @@ def main(argv=None) -> int:
         return 2
     for name in names:
         record = refit_reliability(name)
-        print(json.dumps({"name": name, "ood": record["ood"],
-                          "calls": {k: v["better_than_chance"] for k, v in record["calls"].items()}}), flush=True)
+        print(json.dumps({"name": name, "ood": record.ood.to_json(),
+                          "calls": {k: v.better_than_chance for k, v in record.calls.items()}}), flush=True)
     return 0
 
 

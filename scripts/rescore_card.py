@@ -19,14 +19,16 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from mri_core import data as D
+from mri_core.cards import Intensity, report_from_json
 from mri_core.io.folders import list_lgg
 from mri_core.inference import segmentation_maps
-from mri_core.models import MODELS_DIR, LoadedModel, load, write_card
+from mri_core.models import LoadedModel, default_root, load, write_card
 from mri_core.scoring import score_lgg
 from mri_core.segmentation import fit_intensity, presence_rule
 from mri_core.tasks import get_task
@@ -35,34 +37,34 @@ from mri_core.tasks import get_task
 def rescore(name: str, models_dir: Path, data_dir: Path, intensity_max_gain: float = 0.0,
             keep_as: str | None = None) -> dict:
     loaded = load(name, models_dir)
-    card = dict(loaded.card)
-    metrics = dict(card["metrics"])
-    val_patients = set(card["split"]["val_patients"])
-    x, m, patients, _ = D.load_lgg(data_dir, card["preprocessing"])
+    card = loaded.card
+    reports = dict(card.metrics.reports)
+    val_patients = set(card.split.val_patients)
+    x, m, patients, _ = D.load_lgg(data_dir, loaded.preprocessing)
     va = np.isin(patients, sorted(val_patients))
-    if intensity_max_gain > 1 and "intensity" not in card["preprocessing"]:
-        metrics["validation_without_intensity"] = metrics.get("validation")
+    pre = card.preprocessing
+    if intensity_max_gain > 1 and pre.intensity is None:
+        reports["validation_without_intensity"] = card.validation
         spec = fit_intensity(x, ~va, intensity_max_gain)
         spec["note"] = "added after training by scripts/rescore_card.py: the network was trained without it"
-        card["preprocessing"] = {**card["preprocessing"], "intensity": spec}
+        pre = replace(pre, intensity=Intensity.from_json(spec))
     elif keep_as:
-        metrics[keep_as] = metrics.get("validation")
+        reports[keep_as] = card.validation
     else:
-        metrics.setdefault("validation_on_training_copy", metrics.get("validation"))
+        reports.setdefault("validation_on_training_copy", card.validation)
     maps = segmentation_maps(lambda v: loaded.keras_model.predict(v, batch_size=64, verbose=0), x[va])
-    card["segmentation"] = presence_rule(maps, m[va].astype(bool))
+    card = replace(card, preprocessing=pre, segmentation=presence_rule(maps, m[va].astype(bool)))
     slices = [s for s in list_lgg(data_dir) if s.patient_id in val_patients]
     report = score_lgg(LoadedModel(name, card, loaded.keras_model, loaded.path), slices)
-    metrics["validation"] = report
-    card.update(metrics=metrics, data=str(data_dir).split("shared/")[-1])
-    write_card(name, card, models_dir)
+    metrics = replace(card.metrics, validation=report_from_json(report), reports=reports)
+    write_card(name, replace(card, metrics=metrics, data=str(data_dir).split("shared/")[-1]), models_dir)
     return report
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("name")
-    p.add_argument("--models", type=Path, default=MODELS_DIR)
+    p.add_argument("--models", type=Path, default=default_root())
     p.add_argument("--data-dir", type=Path, default=get_task("lgg").data_dir)
     p.add_argument("--intensity-max-gain", type=float, default=0.0,
                    help="add intensity normalisation to a card that has none (1 or 0: leave the card's preprocessing)")

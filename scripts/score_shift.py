@@ -12,6 +12,9 @@ from __future__ import annotations
 import json
 import sys
 
+from dataclasses import replace
+
+from mri_core.cards import Metrics
 from mri_core.models import load, read_card, write_card
 from mri_core.shift import card_record, score_shift
 from mri_core.tasks import get_task
@@ -25,9 +28,9 @@ def main(argv=None) -> int:
     for name in names:
         report = score_shift(load(name), get_task("lgg").data_dir, get_task("alzheimer").data_dir)
         card = read_card(name)
-        card.setdefault("metrics", {})["cross_source"] = card_record(report)
-        write_card(name, card)
-        print(json.dumps({"name": name, "summary": card["metrics"]["cross_source"]["summary"]}), flush=True)
+        metrics = replace(card.metrics or Metrics(), cross_source=card_record(report))
+        write_card(name, replace(card, metrics=metrics))
+        print(json.dumps({"name": name, "summary": metrics.cross_source_summary.to_json()}), flush=True)
     return 0
 
 

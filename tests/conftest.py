@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -93,15 +94,15 @@ def make_lenient(models_dir: Path, name: str) -> None:
     dimensions, so any new slice lies far off (100× the threshold), and its per-class precision is
     noise: it would abstain on every slice. The checks themselves are tested on
     hand-made features (test_reliability), on a CT DICOM (the modality rule) and with the real models."""
-    from mri_core.models import read_card, write_card
+    from mri_core.models import Registry
     from mri_core.reliability import OOD_FILE, OodDetector
 
     detector = OodDetector.load(models_dir / name / OOD_FILE)
     OodDetector(detector.means, detector.precisions, detector.scales, np.inf).save(models_dir / name / OOD_FILE)
-    card = read_card(name, models_dir)
-    for calls in card["reliability"]["calls"].values():
-        calls["better_than_chance"] = True
-    write_card(name, card, models_dir)
+    registry = Registry(models_dir)
+    card = registry.read(name)
+    calls = {k: replace(c, better_than_chance=True) for k, c in card.calls.items()}
+    registry.write(name, replace(card, reliability=replace(card.reliability, calls=calls)))
 
 
 @pytest.fixture(scope="session")
@@ -110,7 +111,7 @@ def two_tumour_models(tiny_models, tmp_path_factory) -> Path:
     layer's weights negated, so switching to it changes every call (a model-switch test can tell)."""
     import keras
 
-    from mri_core.models import read_card, write_card
+    from mri_core.models import Registry
 
     out = tmp_path_factory.mktemp("two_models") / "models"
     shutil.copytree(tiny_models, out)
@@ -119,26 +120,24 @@ def two_tumour_models(tiny_models, tmp_path_factory) -> Path:
     probs = model.get_layer("probs")
     probs.set_weights([-w for w in probs.get_weights()])
     model.save(out / "brain_tumor_second" / "model.keras")
-    card = read_card("brain_tumor_second", out)
-    card.update(name="brain_tumor_second", default=False)
-    write_card("brain_tumor_second", card, out)
+    registry = Registry(out)
+    registry.write("brain_tumor_second", replace(registry.read("brain_tumor_second"), name="brain_tumor_second", default=False))
     return out
 
 
 @pytest.fixture(scope="session")
 def use_tiny_models(tiny_models):
-    """Point the registry (and anything started from this process) at the tiny models."""
-    from mri_core import models
+    """Point the default registry (and anything started from this process) at the tiny models,
+    through ``$MRI_MODELS_DIR``, which ``models.default_root`` reads at each call."""
+    from mri_core.models import ROOT_ENV
 
-    old_env, old_dir = os.environ.get("MRI_MODELS_DIR"), models.MODELS_DIR
-    os.environ["MRI_MODELS_DIR"] = str(tiny_models)
-    models.MODELS_DIR = tiny_models
+    old_env = os.environ.get(ROOT_ENV)
+    os.environ[ROOT_ENV] = str(tiny_models)
     yield tiny_models
-    models.MODELS_DIR = old_dir
     if old_env is None:
-        os.environ.pop("MRI_MODELS_DIR", None)
+        os.environ.pop(ROOT_ENV, None)
     else:
-        os.environ["MRI_MODELS_DIR"] = old_env
+        os.environ[ROOT_ENV] = old_env
 
 
 @pytest.fixture(scope="session")
@@ -147,13 +146,14 @@ def intensity_segmenter():
     convolution with fixed weights): the volume rule can then be tested on known lesions."""
     import keras
 
+    from mri_core.cards import Card
     from mri_core.models import LoadedModel
 
     inp = keras.Input((32, 32, 3))
     conv = keras.layers.Conv2D(1, 1, name="mask")
     model = keras.Model(inp, conv(inp))
     conv.set_weights([np.array([1.0, 0.0, 0.0], np.float32).reshape(1, 1, 3, 1), np.zeros(1, np.float32)])
-    card = {"task": "lgg", "kind": "segmenter", "class_names": ["no tumor", "tumor"],
-            "preprocessing": {"crop": False, "size": [32, 32], "channels": 3, "scale": "[0, 1]"},
-            "segmentation": {"threshold": 0.5, "top_k": 4}}
+    card = Card.from_json({"task": "lgg", "kind": "segmenter", "class_names": ["no tumor", "tumor"],
+                           "preprocessing": {"crop": False, "size": [32, 32], "channels": 3, "scale": "[0, 1]"},
+                           "segmentation": {"threshold": 0.5, "top_k": 4}})
     return LoadedModel("intensity", card, model, Path("intensity.keras"))

@@ -95,10 +95,9 @@ def test_predict_every_sample_choice():
 
 
 def test_predict_model_switch_changes_the_call(two_tumour_models, monkeypatch):
-    from mri_core import models
+    from mri_core.models import ROOT_ENV
 
-    monkeypatch.setattr(models, "MODELS_DIR", two_tumour_models)
-    monkeypatch.setenv("MRI_MODELS_DIR", str(two_tumour_models))
+    monkeypatch.setenv(ROOT_ENV, str(two_tumour_models))
     at = open_page("views/predict.py")
     sel = at.selectbox(key="predict_model_brain_tumor")
     assert sel.value == "brain_tumor_mri_sepnet" and "brain_tumor_second" in sel.options

@@ -258,7 +258,7 @@ def read(out: Path) -> pd.DataFrame:
 
 def test_another_model_in_the_same_out_is_refused(use_tiny_models, tmp_path, folder):
     out = tmp_path / "out.csv"
-    spec = batch.resolve_model("brain_tumor", None, models.MODELS_DIR)
+    spec = batch.resolve_model("brain_tumor", None, use_tiny_models)
     cols = rows.columns(spec.class_names)
     batch_sinks.CsvSink(out, cols).append(rows.to_frame(
         [{"path": "x.png", "slice": 1, "n_slices": 1, "task": "brain_tumor", "model": spec.name, "prediction": "glioma"}], cols))
@@ -268,7 +268,7 @@ def test_another_model_in_the_same_out_is_refused(use_tiny_models, tmp_path, fol
 
 def test_a_model_for_another_task_is_refused(use_tiny_models):
     with pytest.raises(SystemExit, match="not lgg"):
-        batch.resolve_model("lgg", models.default_model("brain_tumor"), models.MODELS_DIR)
+        batch.resolve_model("lgg", models.default_model("brain_tumor"), use_tiny_models)
 
 
 def test_listing_skips_hidden_files_and_the_output(tmp_path):
@@ -297,7 +297,7 @@ def test_rows_say_where_the_app_would_abstain(use_tiny_models, tmp_path):
     abstained on for its modality."""
     (tmp_path / "mr.dcm").write_bytes(dicom_bytes(gray(1).astype(np.uint16) * 16, modality="MR"))
     (tmp_path / "ct.dcm").write_bytes(dicom_bytes(gray(2).astype(np.uint16) * 16, modality="CT"))
-    spec = batch.resolve_model("brain_tumor", None, models.MODELS_DIR)
+    spec = batch.resolve_model("brain_tumor", None, use_tiny_models)
     files = [(str(tmp_path / n), n) for n in ("ct.dcm", "mr.dcm")]
     scored = {r["path"]: r for r in batch.score_chunk(files, spec)}
     assert scored["ct.dcm"]["reliable"] is False and "modality is CT" in scored["ct.dcm"]["reason"]

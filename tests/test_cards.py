@@ -125,14 +125,21 @@ def test_registry_caches_cards_and_reads_a_rewritten_one(tmp_path):
     assert reg.read("m").default == 1
 
 
-def test_read_card_gives_a_dict_the_caller_may_change(tmp_path):
+def test_read_card_is_typed_and_write_card_refuses_a_card_that_does_not_parse(tmp_path):
     models.write_card("m", MINIMAL, tmp_path)
-    d = models.read_card("m", tmp_path)
-    d["preprocessing"]["channels"] = 1
-    assert models.read_card("m", tmp_path) == MINIMAL
-    assert models.card("m", tmp_path).preprocessing.channels == 3
+    card = models.read_card("m", tmp_path)
+    assert card.preprocessing.channels == 3 and card.to_json() == MINIMAL
+    with pytest.raises(ValueError, match="class_names"):
+        models.write_card("m", {k: v for k, v in MINIMAL.items() if k != "class_names"}, tmp_path)
+    assert models.read_card("m", tmp_path).to_json() == MINIMAL
 
 
-def test_loaded_model_gives_its_card_typed(intensity_segmenter):
-    info = intensity_segmenter.info
-    assert info.segmentation_rule.top_k == 4 and info.to_json() == intensity_segmenter.card
+def test_loaded_model_reads_its_typed_card(intensity_segmenter):
+    loaded = intensity_segmenter
+    assert loaded.card.segmentation_rule.top_k == 4 and loaded.kind == "segmenter" and loaded.temperature == 1.0
+    pre = loaded.preprocessing  # the dict preprocess.prepare takes, a copy the caller may change
+    assert pre == MINIMAL["preprocessing"]
+    pre["channels"] = 1
+    assert loaded.preprocessing["channels"] == 3
+    with pytest.raises(TypeError, match="Card"):
+        models.LoadedModel("m", MINIMAL, loaded.keras_model, loaded.path)

@@ -15,7 +15,7 @@ def model(request, tiny_models):
 
 
 def test_gradcam_range_and_size(model):
-    img = phantom(64, 64) if model.preprocessing["channels"] == 1 else np.dstack([phantom(64, 64)] * 3)
+    img = phantom(64, 64) if model.card.preprocessing.channels == 1 else np.dstack([phantom(64, 64)] * 3)
     x = prepare(img, model.preprocessing)
     heat = explain.gradcam(model, x)
     assert heat.shape == x.shape[:2] and 0.0 <= heat.min() and heat.max() <= 1.0

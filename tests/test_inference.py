@@ -133,12 +133,13 @@ def test_warnings(classifier):
 def test_brightness_warning_compares_the_prepared_input(classifier):
     from dataclasses import replace
 
+    from mri_core.cards import InputStats
     from mri_core.preprocess import prepare
 
     img = phantom(80, 70)
     mean = float(prepare(img, classifier.preprocessing).mean())
-    far = replace(classifier, card={**classifier.card, "input_stats": {"mean": mean + 0.5, "std": 0.01}})
-    near = replace(classifier, card={**classifier.card, "input_stats": {"mean": mean, "std": 0.01}})
+    far = replace(classifier, card=replace(classifier.card, input_stats=InputStats(mean=mean + 0.5, std=0.01)))
+    near = replace(classifier, card=replace(classifier.card, input_stats=InputStats(mean=mean, std=0.01)))
     assert any("brightness" in w for w in inference.input_warnings(img, far))
     assert not any("brightness" in w for w in inference.input_warnings(img, near))
     # A caller that already prepared the slice passes it in and gets the same warnings.
@@ -147,6 +148,9 @@ def test_brightness_warning_compares_the_prepared_input(classifier):
 
 
 def test_a_dark_lesion_is_found_once_the_card_brightens_it(intensity_segmenter):
+    from dataclasses import replace
+
+    from mri_core.cards import Intensity
     from mri_core.models import LoadedModel
 
     image = np.zeros((32, 32, 3), np.float32)
@@ -154,9 +158,10 @@ def test_a_dark_lesion_is_found_once_the_card_brightens_it(intensity_segmenter):
     image[12:20, 12:20, 0] = 0.2  # ... with a lesion that the identity "network" scores 0.2
     (plain,) = inference.segment(intensity_segmenter, [image])
     assert not plain.mask.any()
-    card = dict(intensity_segmenter.card)
-    card["preprocessing"] = {**card["preprocessing"], "intensity": {"reference_p99": [0.9, 0.9, 0.9], "max_gain": 4.0}}
+    card = intensity_segmenter.card
+    card = replace(card, preprocessing=replace(card.preprocessing, intensity=Intensity(reference_p99=(0.9, 0.9, 0.9), max_gain=4.0)))
     brightened = LoadedModel("brightened", card, intensity_segmenter.keras_model, intensity_segmenter.path)
+    assert brightened.preprocessing["intensity"] == {"reference_p99": [0.9, 0.9, 0.9], "max_gain": 4.0}
     (found,) = inference.segment(brightened, [image])
     assert found.mask[12:20, 12:20].all() and found.mask.sum() == 64
     # brightened by the most allowed (0.9 / 0.2 > 4): the page says the image may still be too dark

@@ -33,8 +33,15 @@ def test_no_model_for_task(tmp_path):
 def test_module_functions_are_the_registry_on_a_folder(tiny, tiny_models):
     assert models.list_models("lgg", tiny_models) == tiny.list("lgg")
     assert models.default_model("lgg", tiny_models) == tiny.default("lgg")
-    assert models.read_card("lgg_unet_lite", tiny_models) == tiny.read("lgg_unet_lite").to_json()
+    assert models.read_card("lgg_unet_lite", tiny_models) == tiny.read("lgg_unet_lite")
     assert models.registry(tiny_models) is models.registry(tiny_models)
+
+
+def test_the_default_registry_follows_the_environment(tiny_models, monkeypatch):
+    monkeypatch.delenv(models.ROOT_ENV, raising=False)
+    assert models.default_root() == models.PROJECT_MODELS
+    monkeypatch.setenv(models.ROOT_ENV, str(tiny_models))
+    assert models.registry().root == tiny_models and models.default_model("lgg") == "lgg_unet_lite"
 
 
 # The repository's own models/, fixed at import: other tests point the registry at tiny models.
@@ -45,8 +52,8 @@ BUNDLED = models.Registry(BUNDLED_DIR)
 @pytest.mark.parametrize("name", BUNDLED.list())
 def test_bundled_models_load_and_agree_with_their_card(name):
     m = BUNDLED.load(name)
-    card = m.info
-    assert card.task in TASKS and m.card == card.to_json()
+    card = m.card
+    assert card.task in TASKS and card is BUNDLED.read(name)
     assert card.class_names == TASKS[card.task].class_names and m.class_names == list(card.class_names)
     assert tuple(m.keras_model.input_shape[1:]) == card.preprocessing.input_shape
     assert BUNDLED.file_mb(name) < 30

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from mri_core import inference, reliability as R
+from mri_core.cards import CallRecord
 
 
 def clusters(n=200, d=8, seed=0):
@@ -79,8 +80,8 @@ def test_call_reliability_from_a_confusion_matrix():
 
 def test_judge():
     det = R.OodDetector([np.zeros((1, 2))], [np.eye(2)], [1.0], threshold=5.0)
-    calls = {"good": {"better_than_chance": True, "precision": 0.9, "chance": 0.3},
-             "weak": {"better_than_chance": False, "precision": 0.32, "chance": 0.3}}
+    calls = {"good": CallRecord(calls=20, better_than_chance=True, precision=0.9, chance=0.3),
+             "weak": CallRecord(calls=25, better_than_chance=False, precision=0.32, chance=0.3)}
     assert R.judge("good", 1.0, det, calls) == (True, "")
     ok, why = R.judge("good", 9.0, det, calls)
     assert not ok and "unlike the images the model was trained on" in why and "1.8×" in why
@@ -97,12 +98,12 @@ def classifier(tiny_models):
 
 
 def test_trained_models_carry_a_detector(classifier, tiny_models):
-    rec = classifier.card["reliability"]
-    assert (tiny_models / classifier.name / rec["ood"]["file"]).exists()
+    ood, calls = classifier.card.ood, classifier.card.calls
+    assert (tiny_models / classifier.name / ood.file).exists()
     assert classifier.ood is not None and classifier.features_model is not None
-    assert rec["ood"]["layers"][-1] == "gap" and len(rec["ood"]["layers"]) == 2
-    assert set(rec["calls"]) == set(classifier.class_names)
-    assert 0.0 <= rec["ood"]["validation_abstained"] < 0.5  # 2 % on real sets; a tiny set rounds up
+    assert ood.layers[-1] == "gap" and len(ood.layers) == 2
+    assert set(calls) == set(classifier.class_names)
+    assert 0.0 <= ood.validation_abstained < 0.5  # 2 % on real sets; a tiny set rounds up
 
 
 def test_classify_abstains_beyond_the_threshold(classifier):
@@ -114,7 +115,7 @@ def test_classify_abstains_beyond_the_threshold(classifier):
     strict = dataclasses.replace(classifier, ood=dataclasses.replace(classifier.ood, threshold=-1.0))
     assert all(not p.reliable and p.reason for p in inference.classify(strict, images))
     lenient = dataclasses.replace(classifier, ood=dataclasses.replace(classifier.ood, threshold=np.inf),
-                                  card={**classifier.card, "reliability": {}})
+                                  card=dataclasses.replace(classifier.card, reliability=None))
     assert all(p.reliable and not p.reason for p in inference.classify(lenient, images))
     # The probabilities do not depend on whether the features are computed alongside them.
     plain = dataclasses.replace(classifier, ood=None, features_model=None)
@@ -127,7 +128,7 @@ def test_a_dicom_of_another_modality_is_abstained_on(classifier):
     from factories import phantom
 
     image = phantom()
-    lenient = dataclasses.replace(classifier, ood=None, features_model=None, card={**classifier.card, "reliability": {}})
+    lenient = dataclasses.replace(classifier, ood=None, features_model=None, card=dataclasses.replace(classifier.card, reliability=None))
     assert inference.classify(lenient, [image], modality="MR")[0].reliable
     for modality in ("CT", "US", "NM"):
         pred = inference.classify(classifier, [image], modality=modality)[0]

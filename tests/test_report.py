@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 
 import numpy as np
@@ -11,10 +10,12 @@ import pytest
 
 from factories import phantom
 from mri_core.measure import measure
+from mri_core.models import Registry
 from mri_core.report import CaseReport, pdf_report, validation_figures
 
 pypdf = pytest.importorskip("pypdf")
-CARD = json.loads((Path(__file__).resolve().parent.parent / "models" / "lgg_unet_lite" / "card.json").read_text())
+BUNDLED = Registry(Path(__file__).resolve().parent.parent / "models")
+CARD = BUNDLED.read("lgg_unet_lite")
 PATIENT = {"PatientName": "Doe^Jane", "PatientID": "ID-778899", "PatientBirthDate": "19700101"}
 
 
@@ -44,7 +45,7 @@ def test_segmentation_report_has_the_result_then_the_model():
     for text in ("scan_0042.dcm", "2026-12-02 14:00 UTC", "Slice", "3 of 5", "edited by hand", "Dice with the ground truth",
                  "0.912", "Longest diameter", "1.25 mL", "lgg_unet_lite"):
         assert text in first, text
-    assert f"{CARD['metrics']['validation']['dice_patient_mean']:.3f}" in second and "Dice per patient" in second
+    assert f"{CARD.validation.dice_patient_mean:.3f}" in second and "Dice per patient" in second
     assert "does not replace a radiologist" in first + second
     reader = pypdf.PdfReader(io.BytesIO(data))
     assert len(reader.pages[0].images) == 1  # the slice with its overlay
@@ -61,7 +62,7 @@ def test_no_patient_identifiers_unless_turned_on():
 
 
 def test_classification_report_with_a_call_and_with_an_abstention():
-    card = json.loads((Path(__file__).resolve().parent.parent / "models" / "brain_tumor_mobilenetv3_small" / "card.json").read_text())
+    card = BUNDLED.read("brain_tumor_mobilenetv3_small")
     call = "".join(_pages(pdf_report(_report(model_card=card, measurements=None, dice=None, volume_ml=None, edited=False,
                                              call="meningioma", confidence=0.93, uncertainty=0.02))))
     assert "meningioma" in call and "93%" in call and "Balanced accuracy" in call
@@ -74,5 +75,5 @@ def test_classification_report_with_a_call_and_with_an_abstention():
 
 def test_validation_figures_from_the_card():
     rows = dict(validation_figures(CARD))
-    assert rows["Dice per patient"] == f"{CARD['metrics']['validation']['dice_patient_mean']:.3f}"
+    assert rows["Dice per patient"] == f"{CARD.validation.dice_patient_mean:.3f}"
     assert "500 slices" in rows["Validation split"]

@@ -4,6 +4,7 @@ import importlib.util
 import json
 import shutil
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -38,10 +39,10 @@ def test_rescore_moves_the_copy_figures_aside(tiny_models, synthetic_data, tmp_p
     before = read_card("lgg_unet_lite", tmp_path)
     report = _script("rescore_card").rescore("lgg_unet_lite", tmp_path, synthetic_data["lgg"])
     card = read_card("lgg_unet_lite", tmp_path)
-    assert card["metrics"]["validation"] == json.loads(json.dumps(report))
-    assert card["metrics"]["validation_on_training_copy"] == before["metrics"]["validation"]
-    assert report["n_patients"] == len(card["split"]["val_patients"])
-    assert card["segmentation"]["top_k"] in (4, 8, 16, 32, 64, 128)
+    assert card.validation.to_json() == json.loads(json.dumps(report))
+    assert card.metrics.reports["validation_on_training_copy"] == before.validation
+    assert report["n_patients"] == len(card.split.val_patients)
+    assert card.segmentation.top_k in (4, 8, 16, 32, 64, 128)
 
 
 def test_rescore_adds_intensity_normalization_to_an_older_card(tiny_models, synthetic_data, tmp_path):
@@ -49,11 +50,11 @@ def test_rescore_adds_intensity_normalization_to_an_older_card(tiny_models, synt
 
     shutil.copytree(tiny_models / "lgg_unet_lite", tmp_path / "lgg_unet_lite")
     older = read_card("lgg_unet_lite", tmp_path)
-    older["preprocessing"].pop("intensity")
+    older = replace(older, preprocessing=replace(older.preprocessing, intensity=None))
     write_card("lgg_unet_lite", older, tmp_path)
     _script("rescore_card").rescore("lgg_unet_lite", tmp_path, synthetic_data["lgg"], intensity_max_gain=4.0)
     card = read_card("lgg_unet_lite", tmp_path)
-    spec = card["preprocessing"]["intensity"]
-    assert spec["max_gain"] == 4.0 and "trained without it" in spec["note"]
-    assert card["metrics"]["validation_without_intensity"] == older["metrics"]["validation"]
-    assert "validation_on_training_copy" not in card["metrics"]
+    spec = card.preprocessing.intensity
+    assert spec.max_gain == 4.0 and "trained without it" in spec.note
+    assert card.metrics.reports["validation_without_intensity"] == older.validation
+    assert "validation_on_training_copy" not in card.metrics.reports

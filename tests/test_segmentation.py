@@ -66,7 +66,7 @@ def test_presence_rule_picks_the_top_k_that_separates_the_slices():
     truth = np.zeros((4, 16, 16, 1), bool)
     truth[0, :4, :4] = truth[1, :2, :4] = True
     rule = segmentation.presence_rule(probs, truth)
-    assert rule["top_k"] == 8 and rule["threshold"] == 0.5 and rule["maps"] == segmentation.MAPS
+    assert rule.top_k == 8 and rule.threshold == 0.5 and rule.maps == segmentation.MAPS
 
 
 def test_fit_intensity_normalises_in_place_from_the_training_slices_only():
@@ -102,7 +102,7 @@ def test_checkpoint_metric_scores_the_masks_the_app_draws(intensity_segmenter):
     app = [segment(intensity_segmenter, list(vol[patients == p]), volume=True) for p in ("A", "B")]
     expected = np.mean([dice(np.stack([s.mask for s in preds]), truth[patients == p])
                         for p, preds in zip(("A", "B"), app)])
-    rule = intensity_segmenter.card["segmentation"]
+    rule = intensity_segmenter.card.segmentation_rule
     assert scored_patient_dice(probs, truth[..., None], patients, rule) == pytest.approx(expected)
     # The raw thresholded maps keep both false alarms: a lower figure, and not the one that counts.
     assert per_patient_dice(probs >= 0.5, truth, patients) < expected - 0.02

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from mri_core import data as D, shift
+from mri_core.cards import Card
 from mri_core.models import LoadedModel
 from mri_core.reliability import OodDetector, features_model
 
@@ -26,8 +27,8 @@ def brightness_model():
     dense = keras.layers.Dense(4, activation="softmax", name="probs")
     model = keras.Model(inp, dense(gap))
     dense.set_weights([np.array([[20.0, 0.0, -20.0, 0.0]], np.float32), np.array([-10.0, -10.0, 10.0, -10.0], np.float32)])
-    card = {"task": "brain_tumor", "kind": "classifier", "class_names": CLASSES,
-            "preprocessing": {"crop": False, "size": [32, 32], "channels": 1, "scale": "[0, 1]"}}
+    card = Card.from_json({"task": "brain_tumor", "kind": "classifier", "class_names": CLASSES,
+                           "preprocessing": {"crop": False, "size": [32, 32], "channels": 1, "scale": "[0, 1]"}})
     return LoadedModel("brightness", card, model, Path("brightness.keras"))
 
 
@@ -98,7 +99,7 @@ def test_card_record_labels_every_block_with_its_split():
     block = {"n": 10, "n_tumour": 4, "n_tumour_free": 6, "sensitivity": 0.5, "specificity": 1.0, "abstained": 0.1,
              "wrong_calls": 2, "wrong_abstained_or_warned": 0.5}
     rec = shift.card_record({"lgg_flair": block, "oasis": {**block, "n_tumour": 0, "n_tumour_free": 10, "sensitivity": None}})
-    assert "14 patients held out" in rec["lgg_flair"]["split"] and "validation subjects" in rec["oasis"]["split"]
-    assert rec["summary"]["n"] == 20
-    assert rec["summary"]["sensitivity"] == 0.5  # only the LGG block has tumour slices
-    assert rec["summary"]["specificity"] == 1.0 and rec["summary"]["wrong_abstained_or_warned"] == 0.5
+    assert "14 patients held out" in rec["lgg_flair"].split and "validation subjects" in rec["oasis"].split
+    assert rec["summary"].n == 20
+    assert rec["summary"].sensitivity == 0.5  # only the LGG block has tumour slices
+    assert rec["summary"].specificity == 1.0 and rec["summary"].wrong_abstained_or_warned == 0.5

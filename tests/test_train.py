@@ -18,29 +18,30 @@ def test_cards_are_complete(tiny_models):
         card = read_card(name, tiny_models)
         for key in ("task", "kind", "class_names", "preprocessing", "architecture", "gradcam_layer", "params",
                     "split", "metrics", "history", "training", "file_mb"):
-            assert key in card, (name, key)
-        assert card["training"]["command"].startswith("python -m mri_core.train")
-        assert card["history"]["loss"], name
-        json.dumps(card)  # plain JSON
+            assert getattr(card, key) is not None, (name, key)
+        assert card.training.command.startswith("python -m mri_core.train")
+        assert card.history.curves["loss"], name
+        assert card.validation is not None, name
+        json.dumps(card.to_json())  # plain JSON
 
 
 def test_segmenter_card_names_its_intensity_normalization(tiny_models):
-    spec = read_card("lgg_unet_lite", tiny_models)["preprocessing"]["intensity"]
-    assert spec["max_gain"] == 4.0
-    assert len(spec["reference_p99"]) == 3 and all(0.0 < v <= 1.0 for v in spec["reference_p99"])
+    spec = read_card("lgg_unet_lite", tiny_models).preprocessing.intensity
+    assert spec.max_gain == 4.0
+    assert len(spec.reference_p99) == 3 and all(0.0 < v <= 1.0 for v in spec.reference_p99)
 
 
 def test_lgg_split_is_by_patient(tiny_models):
     card = read_card("lgg_unet_lite", tiny_models)
-    assert card["split"]["kind"] == "by patient"
-    assert len(card["split"]["val_patients"]) == 1
-    assert "top_k" in card["segmentation"]
+    assert card.split.kind == "by patient"
+    assert len(card.split.val_patients) == 1
+    assert card.segmentation is not None and "top_k" in card.segmentation.key_order
 
 
 def test_classifier_card_has_calibration(tiny_models):
     card = read_card("brain_tumor_mri_sepnet", tiny_models)
-    assert card["calibration"]["temperature"] > 0
-    assert card["metrics"]["validation"]["n"] == card["split"]["n_val"]
+    assert card.calibration.temperature > 0
+    assert card.validation.n == card.split.n_val
     m = load("brain_tumor_mri_sepnet", tiny_models)
     assert m.class_names == ["glioma", "meningioma", "notumor", "pituitary"]
 
@@ -69,9 +70,10 @@ def test_resume_keeps_the_earlier_record(tiny_models, synthetic_data, tmp_path):
                 "--epochs", "1", "--size", "32", "--batch-size", "8", "--no-cache", "--checkpoints", str(tmp_path / "ckpt"),
                 "--init-from", str(tiny_models / "brain_tumor_mri_sepnet" / "model.keras")])
     card = read_card("brain_tumor_mri_sepnet", tmp_path)
-    assert card["training"]["epochs_run"] == first["training"]["epochs_run"] + 1
-    assert len(card["history"]["loss"]) == card["training"]["epochs_run"]
-    assert card["training"]["earlier_commands"] == [first["training"]["command"]]
+    assert card.training.epochs_run == first.training.epochs_run + 1
+    assert len(card.history.curves["loss"]) == card.training.epochs_run == card.history.epochs
+    assert card.training.earlier_commands == (first.training.command,)
+    assert card.training.resumed_from == str(tiny_models / "brain_tumor_mri_sepnet" / "model.keras")
 
 
 def _square_image_and_mask(n=6, side=48):
@@ -144,12 +146,12 @@ def test_mixed_precision_run_saves_a_float32_model(synthetic_data, tmp_path):
     assert {layer.dtype_policy.name for layer in model.layers} == {"float32"}
     assert list((tmp_path / "ckpt").glob("lgg_unet_lite-*/best.keras"))
     card = read_card("lgg_unet_lite", tmp_path)
-    assert "mixed_bfloat16" in card["training"]["command"]
-    assert "intensity" not in card["preprocessing"]  # --intensity-max-gain 1 turns it off
+    assert "mixed_bfloat16" in card.training.command
+    assert card.preprocessing.intensity is None  # --intensity-max-gain 1 turns it off
     # The weight average ran in bfloat16 too (batch-norm statistics re-estimated) and was scored.
-    average = card["weight_average"]
-    assert average["epochs_averaged"] == 3 and 0.0 <= average["val_patient_dice_scored"] <= 1.0
-    assert isinstance(average["kept"], bool)
+    average = card.weight_average
+    assert average.epochs_averaged == 3 and 0.0 <= average.extra["val_patient_dice_scored"] <= 1.0
+    assert isinstance(average.kept, bool)
 
 
 def test_weight_average_is_the_mean_with_batch_norm_reestimated():
@@ -183,7 +185,7 @@ def test_one_sequence_segmenter_starts_from_a_three_sequence_one(tiny_models, sy
 
     from mri_core import train
     from mri_core.architectures import create_model
-    from mri_core.models import is_single_sequence, segmenter_for
+    from mri_core.models import segmenter_for
     from mri_core.training.loop import load_weights_across_channels
 
     three = keras.saving.load_model(tiny_models / "lgg_unet_lite" / "model.keras", compile=False)
@@ -197,9 +199,9 @@ def test_one_sequence_segmenter_starts_from_a_three_sequence_one(tiny_models, sy
                 "--checkpoints", str(tmp_path / "ckpt"), "--input-channel", "flair", "--name", "lgg_flair",
                 "--init-from", str(tiny_models / "lgg_unet_lite" / "model.keras")])
     card = read_card("lgg_flair", tmp_path)
-    assert card["preprocessing"]["channels"] == 1 and card["preprocessing"]["sequence"] == "flair"
-    assert card["preprocessing"]["source_channel"] == 1 and is_single_sequence(card)
-    assert 0.0 <= card["metrics"]["validation"]["dice_patient_mean"] <= 1.0
+    assert card.preprocessing.channels == 1 and card.preprocessing.sequence == "flair"
+    assert card.preprocessing.source_channel == 1 and card.is_single_sequence
+    assert 0.0 <= card.validation.dice_patient_mean <= 1.0
     # A grey upload gets it; a colour upload the three-sequence default (none is marked default here: the first).
     assert segmenter_for(grey=True, root=tmp_path)[0] == "lgg_flair"
     assert "grey" in segmenter_for(grey=True, root=tmp_path)[1]

@@ -35,7 +35,7 @@ layers = explain.spatial_layers(loaded.keras_model)
 convs = set(explain.conv_layers(loaded.keras_model))
 only_convs = st.toggle("Convolution layers only", value=True, key="act_only_convs")
 choices = [n for n in layers if n in convs] if only_convs else layers
-default = loaded.card.get("gradcam_layer")
+default = loaded.card.gradcam_layer
 default_index = choices.index(default) if default in choices else len(choices) - 1
 layer = st.selectbox("Layer", choices, index=default_index, key=f"act_layer_{loaded.name}_{only_convs}")
 

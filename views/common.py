@@ -14,6 +14,7 @@ import numpy as np
 import streamlit as st
 
 from mri_core import inference, models
+from mri_core.cards import Card
 from mri_core.case import Case, content_key
 from mri_core.display import display_name
 from mri_core.io import ImageStack, UnreadableImage, read_images
@@ -72,16 +73,12 @@ def _load_model(name: str, models_dir: str) -> models.LoadedModel:
 
 def get_model(name: str) -> models.LoadedModel:
     # The folder is part of the key so a different models/ (tests, MRI_MODELS_DIR) never hits a stale entry.
-    return _load_model(name, str(models.MODELS_DIR))
+    return _load_model(name, str(models.default_root()))
 
 
-@st.cache_data(show_spinner=False)
-def _card(name: str, models_dir: str) -> dict:
+def model_card(name: str) -> Card:
+    """The model's card, from the registry's cache (read again when its file changes)."""
     return models.read_card(name)
-
-
-def model_card(name: str) -> dict:
-    return _card(name, str(models.MODELS_DIR))
 
 
 def task_picker(key: str, kinds: tuple[str, ...] = ("classifier", "segmenter"), horizontal: bool = True) -> str:
@@ -110,7 +107,7 @@ def segmenter_picker(stack: ImageStack, key: str) -> models.LoadedModel:
     name = st.selectbox("Model", names, index=names.index(suggested), key=f"{key}_grey" if grey else key,
                         format_func=lambda n: f"{n} (chosen for this upload)" if n == suggested else n)
     if name == suggested:
-        (st.warning if grey and not models.is_single_sequence(models.read_card(name)) else st.caption)(why)
+        (st.warning if grey and not model_card(name).is_single_sequence else st.caption)(why)
     else:
         st.caption(f"You chose {name}. For this upload the app would use {suggested}: {why}")
     return get_model(name)
@@ -312,17 +309,15 @@ def side_by_side(rows: list[dict], key: str = "model") -> "pd.DataFrame":
     return pd.DataFrame({r[key]: {k: text(v) for k, v in r.items() if k != key} for r in rows})
 
 
-def cross_source_rows(cards: dict) -> list[dict]:
+def cross_source_rows(cards: dict[str, Card]) -> list[dict]:
     """One row per model and other source (``metrics.cross_source`` in the cards, from
     ``scripts/score_shift.py``): sensitivity, specificity and abstentions, each with its split."""
     rows = []
     for name, card in cards.items():
-        for source, block in card.get("metrics", {}).get("cross_source", {}).items():
-            if source == "summary":
-                continue
+        for source, block in (card.metrics.other_sources if card.metrics else {}).items():
             pct = lambda v: "–" if v is None else f"{v:.0%}"  # noqa: E731
-            rows.append({"model": name, "source": source, "sensitivity": pct(block["sensitivity"]),
-                         "specificity": pct(block["specificity"]), "abstained": pct(block["abstained"]),
-                         "wrong calls abstained or warned": pct(block["wrong_abstained_or_warned"]),
-                         "images": block["n"], "split": block["split"]})
+            rows.append({"model": name, "source": source, "sensitivity": pct(block.sensitivity),
+                         "specificity": pct(block.specificity), "abstained": pct(block.abstained),
+                         "wrong calls abstained or warned": pct(block.wrong_abstained_or_warned),
+                         "images": block.n, "split": block.split})
     return rows

@@ -11,6 +11,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from mri_core import compare, models
+from mri_core.cards import Card
 from mri_core.display import display_name, display_order
 from mri_core.io import read_image
 from mri_core.samples import sample_dir
@@ -30,33 +31,35 @@ def latency(name: str) -> float:
     return compare.cpu_latency_ms(get_model(name))
 
 
-def model_input(card: dict) -> str:
+def model_input(card: Card) -> str:
     """What the model is given: size, channels and, for a segmenter, which sequences, one slice at a time."""
-    pre = card["preprocessing"]
-    text = f"{pre['size'][0]} px × {pre['channels']} ch"
-    if card["kind"] == "segmenter":
-        text += f", {pre['sequence'].upper()} only" if pre.get("sequence") else ", pre-contrast + FLAIR + post-contrast"
+    pre = card.preprocessing
+    text = f"{pre.size[0]} px × {pre.channels} ch"
+    if card.is_segmenter:
+        text += f", {pre.sequence.upper()} only" if pre.sequence else ", pre-contrast + FLAIR + post-contrast"
         text += ", 2-D (one slice at a time)"
     return text
+
+
+def training_text(card: Card) -> str:
+    t, average = card.training, card.weight_average
+    return (f"{t.epochs_run} epochs, {t.seconds / 60:.0f} min"
+            + (f", mean of the last {average.epochs_averaged}" if average and average.kept else ""))
 
 
 st.subheader("From the model cards (validation split)")
 rows = []
 for n, c in cards.items():
-    v = c["metrics"]["validation"]
-    row = {"model": n, "architecture": c["architecture"], "params": c["params"], "file MB": c.get("file_mb"),
-           "input": model_input(c),
-           "training": f"{c['training']['epochs_run']} epochs, {c['training']['seconds'] / 60:.0f} min"
-                       + (f", mean of the last {c['weight_average']['epochs_averaged']}"
-                          if c.get("weight_average", {}).get("kept") else ""),
-           "CPU latency ms": round(latency(n), 1)}
+    v = c.validation
+    row = {"model": n, "architecture": c.architecture, "params": c.params, "file MB": c.file_mb,
+           "input": model_input(c), "training": training_text(c), "CPU latency ms": round(latency(n), 1)}
     if is_seg:
-        row.update({k: v.get(k) for k in ("dice_patient_mean", "dice_tumor_slices", "iou", "detection_auc", "detection_accuracy")})
+        row.update({k: getattr(v, k) for k in ("dice_patient_mean", "dice_tumor_slices", "iou", "detection_auc", "detection_accuracy")})
     else:
-        row.update({k: v.get(k) for k in ("accuracy", "balanced_accuracy", "macro_f1", "auc_macro", "ece")})
-        row["temperature"] = c.get("calibration", {}).get("temperature")
-        row["abstained on validation"] = c.get("reliability", {}).get("ood", {}).get("validation_abstained")
-    row["validation split"] = f"{c['split']['kind']}; n={c['split']['n_val']}"
+        row.update({k: getattr(v, k) for k in ("accuracy", "balanced_accuracy", "macro_f1", "auc_macro", "ece")})
+        row["temperature"] = c.calibration.temperature if c.calibration else None
+        row["abstained on validation"] = c.ood.validation_abstained if c.ood else None
+    row["validation split"] = f"{c.split.kind}; n={c.split.n_val}"
     rows.append(row)
 st.dataframe(side_by_side(rows), width="stretch", height="content")
 
@@ -71,7 +74,7 @@ if shifted:
 st.subheader("Training curves")
 curves = []
 for n, c in cards.items():
-    for metric, values in c.get("history", {}).items():
+    for metric, values in (c.history.curves if c.history else {}).items():
         curves += [{"model": n, "metric": metric, "epoch": i + 1, "value": v} for i, v in enumerate(values)]
 if curves:
     df = pd.DataFrame(curves)

@@ -32,15 +32,15 @@ for task_name, task in TASKS.items():
     rows = []
     for n in names:
         c = model_card(n)
-        v = c["metrics"]["validation"]
-        row = {"model": n + (" (default)" if c.get("default") else "")}
+        v, split = c.validation, c.split
+        row = {"model": n + (" (default)" if c.default else "")}
         if task.kind == "segmenter":
-            row.update({"Dice per patient": round(v["dice_patient_mean"], 3), "detection AUC": round(v["detection_auc"], 3)})
+            row.update({"Dice per patient": round(v.dice_patient_mean, 3), "detection AUC": round(v.detection_auc, 3)})
         else:
-            row.update({"accuracy": f"{v['accuracy']:.1%}", "balanced accuracy": f"{v['balanced_accuracy']:.1%}",
-                        "macro-F1": round(v["macro_f1"], 3)})
-        row.update({"architecture": c["architecture"], "trained on": f"{c['split']['n_train']} slices of {c['data']}",
-                    "validated on": f"{c['split']['n_val']} unseen slices ({c['split']['kind']})"})
+            row.update({"accuracy": f"{v.accuracy:.1%}", "balanced accuracy": f"{v.balanced_accuracy:.1%}",
+                        "macro-F1": round(v.macro_f1, 3)})
+        row.update({"architecture": c.architecture, "trained on": f"{split.n_train} slices of {c.data}",
+                    "validated on": f"{split.n_val} unseen slices ({split.kind})"})
         rows.append(row)
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
     shifted = cross_source_rows({n: model_card(n) for n in names})

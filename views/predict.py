@@ -14,11 +14,12 @@ import streamlit as st
 
 from mri_core import inference, rows, segmentation
 from mri_core.annotate import mask_overlay, orientation_marks, reading_view, window_level
+from mri_core.cards import Card
 from mri_core.display import display_name, display_order
 from mri_core.report import CaseReport
 from mri_core.tasks import TASKS
 from views.common import (
-    case_segmentation, choose_inputs, model_card, model_picker, open_case, page_header, patient_details,
+    case_segmentation, choose_inputs, model_picker, open_case, page_header, patient_details,
     pdf_download, reading_controls, segmenter_picker, show_errors, show_notes, slice_picker, task_picker,
 )
 
@@ -62,13 +63,13 @@ def slice_view(case, image, reading):
                         orientation_marks(case.stack))
 
 
-def measured_accuracy(card: dict) -> str:
+def measured_accuracy(card: Card) -> str:
     """How often the model is right on images it never saw, beside every call: the dementia model's
     stage calls are barely better than chance on new subjects, and a bare percentage would hide it."""
-    v = card["metrics"]["validation"]
-    chance = 1 / len(card["class_names"])
-    return (f"Measured on {v['n']} validation images ({card['split']['kind'].split(' (')[0]}): balanced accuracy "
-            f"{v['balanced_accuracy']:.0%}, against {chance:.0%} by chance. A call's confidence is calibrated on the same images.")
+    v = card.validation
+    chance = 1 / len(card.class_names)
+    return (f"Measured on {v.n} validation images ({card.split.kind.split(' (')[0]}): balanced accuracy "
+            f"{v.balanced_accuracy:.0%}, against {chance:.0%} by chance. A call's confidence is calibrated on the same images.")
 
 
 def show_classification(case, index: int, reading) -> None:
@@ -95,7 +96,7 @@ def show_classification(case, index: int, reading) -> None:
                       help="Standard deviation of the top-class probability over 4 views (as is, mirrored, zoomed, both). "
                            "0 = the views agree.")
             st.plotly_chart(probability_chart(pred), width="stretch", key=f"bar_{case.key[:12]}_{index}")
-            weak = loaded.card["metrics"]["validation"]["balanced_accuracy"] < 0.7  # say it loudly where it is weak
+            weak = loaded.card.validation.balanced_accuracy < 0.7  # say it loudly where it is weak
             (st.info if weak else st.caption)(measured_accuracy(loaded.card))
     else:
         with right:
@@ -108,7 +109,7 @@ def show_classification(case, index: int, reading) -> None:
     if case.truth:
         st.caption(f"Known answer for this sample: **{display_name(case.truth)}**")
     pdf_download(st, CaseReport(
-        file_name=case.name, date=case.opened, model_name=loaded.name, model_card=model_card(loaded.name), image=cam,
+        file_name=case.name, date=case.opened, model_name=loaded.name, model_card=loaded.card, image=cam,
         image_caption=f"Slice {index + 1} of {case.stack.n_slices}: Grad-CAM for the top class on the model's input",
         slice_index=index, n_slices=case.stack.n_slices, call=name if pred.reliable else None,
         confidence=pred.confidence, uncertainty=pred.uncertainty, abstained=not pred.reliable,

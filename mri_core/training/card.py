@@ -8,12 +8,14 @@ import datetime as _dt
 import json
 import os
 import platform
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import keras
 
-from mri_core.models import MODEL_FILE, file_mb, write_card
+from mri_core.cards import Card, History, Reliability
+from mri_core.models import CARD_FILE, MODEL_FILE, LoadedModel, file_mb, write_card
 from mri_core.tasks import get_task
 from mri_core.training.loop import Fitted
 
@@ -32,18 +34,26 @@ def machine() -> str:
     return cpu
 
 
-def finish(args, arch, card: dict, split: dict, fitted: Fitted, metrics: dict, detector=None) -> dict:
+def interim_card(task, pre: dict) -> dict:
+    """The card's first keys, all a model needs to run (``LoadedModel``): grown while training."""
+    return {"task": task.name, "kind": task.kind, "class_names": list(task.class_names), "preprocessing": pre}
+
+
+def interim_model(args, card: dict, model, path: Path) -> LoadedModel:
+    """The model being trained with the card so far, to score it as the app runs it."""
+    return LoadedModel(args.name, Card.from_json(card), model, path)
+
+
+def finish(args, arch, card: dict, split: dict, fitted: Fitted, metrics: dict, detector=None) -> Card:
     """Save the model (and its out-of-distribution ``detector``) under ``args.out``, complete
     ``card`` with the architecture, split, figures and training record, and write it."""
     model, history = fitted.model, fitted.history
     out_dir = Path(args.out) / args.name
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save(out_dir / MODEL_FILE)
-    if detector is not None:
-        detector.save(out_dir / card["reliability"]["ood"]["file"])
     from mri_core.explain import default_gradcam_layer
 
-    card = {
+    record = carry_over_previous_run(args, Card.from_json({
         "name": args.name,
         **card,
         "architecture": arch.name,
@@ -55,14 +65,15 @@ def finish(args, arch, card: dict, split: dict, fitted: Fitted, metrics: dict, d
         "metrics": metrics,
         "history": {k: [float(v) for v in vals] for k, vals in history.items()},
         "training": training_record(args, history, fitted.seconds),
-        "data": str(args.data_dir or get_task(card["task"]).data_dir).split("shared/")[-1],
-    }
-    carry_over_previous_run(args, card)
-    write_card(args.name, card, args.out)
-    card["file_mb"] = round(file_mb(args.name, args.out), 2)
-    write_card(args.name, card, args.out)
+        "data": str(args.data_dir or get_task(args.task).data_dir).split("shared/")[-1],
+    }))
+    if detector is not None:
+        detector.save(out_dir / record.ood.file)
+    write_card(args.name, record, args.out)
+    record = replace(record, file_mb=round(file_mb(args.name, args.out), 2))
+    write_card(args.name, record, args.out)
     print(json.dumps({"name": args.name, "metrics": metrics, "seconds": round(fitted.seconds)}, indent=1), flush=True)
-    return card
+    return record
 
 
 def training_record(args, history: dict, train_s: float) -> dict:
@@ -77,25 +88,25 @@ def training_record(args, history: dict, train_s: float) -> dict:
     }
 
 
-def carry_over_previous_run(args, card: dict) -> None:
+def carry_over_previous_run(args, card: Card) -> Card:
     """A run resumed with --init-from models/<name>/model.keras keeps the earlier run's record:
     its history comes first in the curves, and its time and commands are added."""
     if not args.init_from:
-        return
-    previous = Path(args.init_from).parent / "card.json"
-    card["training"]["resumed_from"] = str(args.init_from)
+        return card
+    training = replace(card.training, resumed_from=str(args.init_from))
+    previous = Path(args.init_from).parent / CARD_FILE
     if not previous.exists():
-        return
-    old = json.loads(previous.read_text())
-    for key, values in card["history"].items():
-        card["history"][key] = old.get("history", {}).get(key, [None] * old["training"]["epochs_run"]) + values
-    t = card["training"]
-    t["epochs_run"] += old["training"]["epochs_run"]
-    t["seconds"] = round(t["seconds"] + old["training"]["seconds"], 1)
-    t["earlier_commands"] = old["training"].get("earlier_commands", []) + [old["training"]["command"]]
+        return replace(card, training=training)
+    old = Card.from_json(json.loads(previous.read_text()))
+    earlier, before = old.history.curves if old.history else {}, old.training
+    curves = {k: (*earlier.get(k, (None,) * before.epochs_run), *v) for k, v in card.history.curves.items()}
+    training = replace(training, epochs_run=training.epochs_run + before.epochs_run,
+                       seconds=round(training.seconds + before.seconds, 1),
+                       earlier_commands=(*(before.earlier_commands or ()), before.command))
+    return replace(card, history=History(curves), training=training)
 
 
-def fit_reliability(model, card: dict, xtr, ytr, xva, confusion) -> tuple[dict, OodDetector]:
+def fit_reliability(model, class_names, xtr, ytr, xva, confusion) -> tuple[dict, OodDetector]:
     """(the card's ``reliability`` record, the fitted detector): the out-of-distribution detector
     on the penultimate features of the training images as they are, its threshold on the
     validation images', and which calls were better than chance on validation (``confusion``)."""
@@ -104,7 +115,7 @@ def fit_reliability(model, card: dict, xtr, ytr, xva, confusion) -> tuple[dict, 
     layers = R.feature_layers(model)
     fm = R.features_model(model, layers)
     ftr, fva = R.probs_and_features(fm, xtr)[1], R.probs_and_features(fm, xva)[1]
-    detector = R.fit_detector(ftr, ytr, len(card["class_names"]), fva)
+    detector = R.fit_detector(ftr, ytr, len(class_names), fva)
     record = {
         "ood": {"method": "Mahalanobis distance of the features of an early layer and of the penultimate pool to the "
                           "nearest class mean (shared covariance, Ledoit-Wolf), fitted on the training images; each "
@@ -112,24 +123,25 @@ def fit_reliability(model, card: dict, xtr, ytr, xva, confusion) -> tuple[dict, 
                           f"{R.VAL_QUANTILE:.0%} validation quantile of that",
                 "layers": layers, "threshold": detector.threshold, "file": R.OOD_FILE,
                 "validation_abstained": float((detector.distance(fva) > detector.threshold).mean())},
-        "calls": R.call_reliability(confusion, card["class_names"]),
+        "calls": R.call_reliability(confusion, class_names),
     }
     return record, detector
 
 
-def refit_reliability(name: str, root: Path | None = None) -> dict:
+def refit_reliability(name: str, root: Path | None = None) -> Reliability:
     """Fit ``fit_reliability`` again for a trained classifier, on its own split (as its card
     records it), and write ``ood.npz`` and the card; for models trained before it existed."""
     from mri_core.models import model_dir, read_card
     from mri_core.training.classifier import classifier_data  # it fits the reliability record itself
 
     card = read_card(name, root)
-    split = card["split"]
-    args = argparse.Namespace(data_dir=None, no_cache=False, limit=0, seed=split["seed"],
-                              val_fraction=split["val_fraction"], extra_sources="extra_sources" in split)
-    xtr, ytr, xva, _, _, _ = classifier_data(get_task(card["task"]), card["preprocessing"], args)
+    split = card.split
+    args = argparse.Namespace(data_dir=None, no_cache=False, limit=0, seed=split.seed,
+                              val_fraction=split.val_fraction, extra_sources=split.extra_sources is not None)
+    xtr, ytr, xva, _, _, _ = classifier_data(get_task(card.task), card.preprocessing.to_json(), args)
     model = keras.saving.load_model(model_dir(name, root) / MODEL_FILE, compile=False)
-    card["reliability"], detector = fit_reliability(model, card, xtr, ytr, xva, card["metrics"]["validation"]["confusion"])
-    detector.save(model_dir(name, root) / card["reliability"]["ood"]["file"])
-    write_card(name, card, root)
-    return card["reliability"]
+    record, detector = fit_reliability(model, card.class_names, xtr, ytr, xva, card.validation.confusion)
+    reliability = Reliability.from_json(record)
+    detector.save(model_dir(name, root) / reliability.ood.file)
+    write_card(name, replace(card, reliability=reliability), root)
+    return reliability

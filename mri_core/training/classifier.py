@@ -12,12 +12,12 @@ import numpy as np
 
 from mri_core import data as D
 from mri_core.architectures import create_model
+from mri_core.cards import Card
 from mri_core.inference import calibrate, classify_prepared
 from mri_core.metrics import classification_report, macro_f1
-from mri_core.models import LoadedModel
 from mri_core.tasks import get_task
 from mri_core.training.augment import AugmentedBatches
-from mri_core.training.card import finish, fit_reliability
+from mri_core.training.card import finish, fit_reliability, interim_card, interim_model
 from mri_core.training.loop import checkpoint_path, fit, optimizer
 
 OTHER_SOURCE_CAP = 1000  # tumour-free slices taken from each other source: enough to break the shortcut, not to swamp
@@ -132,32 +132,32 @@ def _batches(args, xtr: np.ndarray, ytr: np.ndarray, n: int) -> AugmentedBatches
                             sample_weight=np.asarray([weights[int(c)] for c in ytr]))
 
 
-def _tta_f1_monitor(args, task, xva: np.ndarray, yva: np.ndarray, ckpt):
+def _tta_f1_monitor(args, task, pre: dict, xva: np.ndarray, yva: np.ndarray, ckpt):
     n = len(task.class_names)
+    card = interim_card(task, pre)
 
     def monitor(m):
         # Chosen on the app's prediction, the mean over the four TTA views, as the card reports it:
         # single-view F1 ranked epochs differently (a run's best single-view epoch, 0.984, gave
         # 0.976 with TTA, below the 0.979 it started from). The plain view is logged beside it.
-        views = classify_prepared(LoadedModel(args.name, {"class_names": list(task.class_names)}, m, ckpt), xva)
+        views = classify_prepared(interim_model(args, card, m, ckpt), xva)
         plain = macro_f1(yva, views[:, 0].argmax(1), n)
         return "val_macro_f1_tta", macro_f1(yva, views.mean(axis=1).argmax(1), n), {"val_macro_f1": plain}
 
     return monitor
 
 
-def _calibrated_probs(args, card: dict, best, ckpt, xva: np.ndarray, yva: np.ndarray) -> np.ndarray:
-    """Fit the temperature on validation into ``card["calibration"]``; the calibrated TTA-averaged
-    validation probabilities."""
-    loaded = LoadedModel(args.name, card, best, ckpt)
-    view_probs = classify_prepared(loaded, xva, tta=True)  # temperature 1 so far
+def _calibrated_probs(args, card: dict, best, ckpt, xva: np.ndarray, yva: np.ndarray) -> tuple[dict, np.ndarray]:
+    """(the card's ``calibration``, a temperature fitted on validation; the calibrated TTA-averaged
+    validation probabilities)."""
+    view_probs = classify_prepared(interim_model(args, card, best, ckpt), xva, tta=True)  # temperature 1 so far
     t = fit_temperature(view_probs, yva)
-    card["calibration"] = {"method": "temperature scaling on the validation split, TTA-averaged", "temperature": t}
-    loaded = LoadedModel(args.name, card, best, ckpt)
-    return classify_prepared(loaded, xva, tta=True).mean(axis=1)
+    calibration = {"method": "temperature scaling on the validation split, TTA-averaged", "temperature": t}
+    loaded = interim_model(args, {**card, "calibration": calibration}, best, ckpt)
+    return calibration, classify_prepared(loaded, xva, tta=True).mean(axis=1)
 
 
-def train_classifier(args, task, arch) -> dict:
+def train_classifier(args, task, arch) -> Card:
     size = args.size or arch.input_size[0]
     pre = {"crop": True, "size": [size, size], "channels": args.channels or arch.channels, "scale": "[0, 1]"}
     xtr, ytr, xva, yva, n_own_val, split = classifier_data(task, pre, args)
@@ -165,20 +165,23 @@ def train_classifier(args, task, arch) -> dict:
     model = _compiled_model(args, arch, n, size, pre["channels"])
     batches = _batches(args, xtr, ytr, n)
     ckpt = checkpoint_path(args)
-    fitted = fit(model, batches, (xva, keras.utils.to_categorical(yva, n)), args, _tta_f1_monitor(args, task, xva, yva, ckpt),
+    fitted = fit(model, batches, (xva, keras.utils.to_categorical(yva, n)), args, _tta_f1_monitor(args, task, pre, xva, yva, ckpt),
                  xtr, ckpt, lambda: create_model(arch.name, num_classes=n, input_size=(size, size), channels=pre["channels"]))
     best = fitted.model
-    card = {"task": task.name, "kind": "classifier", "class_names": list(task.class_names), "preprocessing": pre}
+    card = interim_card(task, pre)
     if fitted.weight_average:
-        card["weight_average"] = fitted.weight_average
-    probs = _calibrated_probs(args, card, best, ckpt, xva, yva)
-    metrics = {"validation": classification_report(yva[:n_own_val], probs[:n_own_val], list(task.class_names))}
+        card.update(weight_average=fitted.weight_average)
+    calibration, probs = _calibrated_probs(args, card, best, ckpt, xva, yva)
+    report = classification_report(yva[:n_own_val], probs[:n_own_val], list(task.class_names))
+    metrics = {"validation": report}
     if args.extra_sources:
         metrics["validation_with_other_sources"] = classification_report(yva, probs, list(task.class_names))
     gray = xtr.mean(axis=-1)
     card.update(
+        calibration=calibration,
         input_stats={"mean": float(gray.mean(axis=(1, 2)).mean()), "std": float(gray.mean(axis=(1, 2)).std())},
         uncertainty={"method": "test-time augmentation: identity, mirror, 90 % zoom, mirrored zoom; std of the top-class probability"},
     )
-    card["reliability"], detector = fit_reliability(best, card, xtr, ytr, xva, metrics["validation"]["confusion"])
+    reliability, detector = fit_reliability(best, task.class_names, xtr, ytr, xva, report["confusion"])
+    card.update(reliability=reliability)
     return finish(args, arch, card, split, fitted, metrics, detector)

@@ -14,7 +14,7 @@ import keras
 
 from mri_core.io.folders import LGG_CHANNELS
 from mri_core.architectures import get_architecture
-from mri_core.models import MODELS_DIR
+from mri_core.models import default_root
 from mri_core.tasks import TASKS, get_task
 from mri_core.training.classifier import train_classifier
 from mri_core.training.segmenter import train_segmenter
@@ -28,7 +28,7 @@ def parse_args(argv=None):
     p.add_argument("--arch", required=True, help="architecture name from mri_core.architectures")
     p.add_argument("--name", help="model name (folder under models/); default TASK_ARCH")
     p.add_argument("--data-dir", type=Path, help="default: ../shared/data/<task>[/train]")
-    p.add_argument("--out", type=Path, default=MODELS_DIR, help="models folder")
+    p.add_argument("--out", type=Path, default=default_root(), help="models folder")
     p.add_argument("--size", type=int, help="input side in pixels (default: the architecture's)")
     p.add_argument("--channels", type=int, choices=[1, 3])
     p.add_argument("--epochs", type=int, default=30)

@@ -12,12 +12,12 @@ import numpy as np
 from mri_core import data as D
 from mri_core.io.folders import LGG_CHANNELS, list_lgg
 from mri_core.architectures import create_model
+from mri_core.cards import Card
 from mri_core.inference import segmentation_maps
-from mri_core.models import LoadedModel
 from mri_core.scoring import score_lgg
 from mri_core.segmentation import fit_intensity, per_patient_dice, presence_rule, scored_patient_dice
 from mri_core.training.augment import AugmentedBatches
-from mri_core.training.card import finish
+from mri_core.training.card import finish, interim_card, interim_model
 from mri_core.training.loop import checkpoint_path, fit, load_weights_across_channels, optimizer
 
 
@@ -76,7 +76,7 @@ def _scored_dice_monitor(xva: np.ndarray, mva: np.ndarray, pva: np.ndarray):
     return monitor
 
 
-def train_segmenter(args, task, arch) -> dict:
+def train_segmenter(args, task, arch) -> Card:
     size = args.size or arch.input_size[0]
     pre = segmenter_preprocessing(args, size)
     data_dir = args.data_dir or task.data_dir
@@ -95,10 +95,11 @@ def train_segmenter(args, task, arch) -> dict:
     ckpt = checkpoint_path(args)
     fitted = fit(model, batches, (xva, mva.astype(np.float32)), args, _scored_dice_monitor(xva, mva, pva), x[tr], ckpt, build)
     best = fitted.model
-    card = {"task": task.name, "kind": "segmenter", "class_names": list(task.class_names), "preprocessing": pre}
+    card = interim_card(task, pre)
     if fitted.weight_average:
-        card["weight_average"] = fitted.weight_average
-    card["segmentation"] = presence_rule(segmentation_maps(lambda v: best.predict(v, batch_size=64, verbose=0), xva), mva)
+        card.update(weight_average=fitted.weight_average)
+    rule = presence_rule(segmentation_maps(lambda v: best.predict(v, batch_size=64, verbose=0), xva), mva)
+    card.update(segmentation=rule.to_json())
     val_slices = [s for s in list_lgg(data_dir) if s.patient_id in set(split["val_patients"])]
-    report = score_lgg(LoadedModel(args.name, card, best, ckpt), val_slices)
+    report = score_lgg(interim_model(args, card, best, ckpt), val_slices)
     return finish(args, arch, card, split, fitted, {"validation": report})
