@@ -62,6 +62,64 @@ def _request(session: int, index: int, path: Path) -> dict:
             "expected": None, "matches": None, "errors": []}
 
 
+async def _single_user(browser, url: str, files: list[Path], watch: MemoryWatch, out: dict) -> None:
+    """One session uploads every file in turn: the reference calls, and the warm-up (first model
+    load, first Grad-CAM trace). Home first, as a user arriving at the app would."""
+    log(f"single user: {len(files)} files ...")
+    context = await browser.new_context(viewport=VIEWPORT)
+    page = await context.new_page()
+    page.set_default_timeout(WAIT_MS)
+    await page.goto(url.rstrip("/") + "/", timeout=WAIT_MS)
+    await page.wait_for_function(HOME_READY_JS, timeout=WAIT_MS, polling=100)
+    await page.goto(url.rstrip("/") + PREDICT_PATH, timeout=WAIT_MS)
+    await wait_ready(page)
+    for path in files:
+        latency, label, errors = await upload_and_predict(page, path, f"ref-{path.name}")
+        out["reference"][path.name] = label
+        out["single_user_latency_s"].append(latency)
+        if errors or label is None:
+            out["errors"].append(f"single user, {path.name}: {'; '.join(errors) or 'no prediction'}")
+    await context.close()
+    await asyncio.sleep(1.0)
+    out["memory_mb"]["after_warmup"] = watch.now()
+
+
+async def _one_session(i: int, page, requests_per_session: int, files: list[Path], out: dict) -> None:
+    """Session ``i`` uploads its files in turn; each request is recorded and checked against the reference."""
+    for k in range(requests_per_session):
+        path = files[(i + k) % len(files)]
+        rec = _request(i, k, path)
+        out["requests"].append(rec)
+        try:
+            rec["latency_s"], rec["prediction"], rec["errors"] = await upload_and_predict(page, path, f"s{i}r{k}-{path.name}")
+        except Exception as exc:  # recorded, and this session stops: its page may be unusable
+            rec["errors"].append(f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
+            return
+        rec["expected"] = out["reference"].get(path.name)
+        rec["matches"] = rec["prediction"] is not None and rec["prediction"] == rec["expected"]
+
+
+async def _all_sessions(browser, url: str, sessions: int, requests_per_session: int, files: list[Path],
+                        watch: MemoryWatch, out: dict) -> None:
+    """All sessions opened and held, then all of them upload at once; each page's errors and connection after."""
+    log(f"load: {sessions} sessions x {requests_per_session} requests ...")
+    contexts = [await browser.new_context(viewport=VIEWPORT) for _ in range(sessions)]
+    pages = await asyncio.gather(*(open_predict(c, url) for c in contexts))
+    await asyncio.gather(*(wait_ready(p) for p in pages))
+    out["sessions_opened"] = len(pages)
+    t0 = time.perf_counter()
+    await asyncio.gather(*(_one_session(i, p, requests_per_session, files, out) for i, p in enumerate(pages)))
+    out["load_wall_s"] = time.perf_counter() - t0
+    out["memory_mb"]["after_run"] = watch.now()
+    for i, p in enumerate(pages):
+        connected = await p.evaluate(
+            "() => !document.querySelector('[data-testid=\"stConnectionStatus\"]')"
+            " && !/Connection error/i.test(document.body.innerText)")
+        out["page_errors"][i] = await page_errors(p) + ([] if connected else ["connection lost"])
+    for c in contexts:
+        await c.close()
+
+
 async def _run(url: str, sessions: int, requests_per_session: int, files: list[Path], watch: MemoryWatch,
                out: dict) -> None:
     from playwright.async_api import async_playwright
@@ -69,58 +127,8 @@ async def _run(url: str, sessions: int, requests_per_session: int, files: list[P
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(**launch_options())
         try:
-            # 1. Single user, which is also the warm-up (first model load, first Grad-CAM trace).
-            # Home first, as a user arriving at the app would.
-            log(f"single user: {len(files)} files ...")
-            context = await browser.new_context(viewport=VIEWPORT)
-            page = await context.new_page()
-            page.set_default_timeout(WAIT_MS)
-            await page.goto(url.rstrip("/") + "/", timeout=WAIT_MS)
-            await page.wait_for_function(HOME_READY_JS, timeout=WAIT_MS, polling=100)
-            await page.goto(url.rstrip("/") + PREDICT_PATH, timeout=WAIT_MS)
-            await wait_ready(page)
-            for path in files:
-                latency, label, errors = await upload_and_predict(page, path, f"ref-{path.name}")
-                out["reference"][path.name] = label
-                out["single_user_latency_s"].append(latency)
-                if errors or label is None:
-                    out["errors"].append(f"single user, {path.name}: {'; '.join(errors) or 'no prediction'}")
-            await context.close()
-            await asyncio.sleep(1.0)
-            out["memory_mb"]["after_warmup"] = watch.now()
-
-            # 2. All sessions opened and held, then all of them upload at once.
-            log(f"load: {sessions} sessions x {requests_per_session} requests ...")
-            contexts = [await browser.new_context(viewport=VIEWPORT) for _ in range(sessions)]
-            pages = await asyncio.gather(*(open_predict(c, url) for c in contexts))
-            await asyncio.gather(*(wait_ready(p) for p in pages))
-            out["sessions_opened"] = len(pages)
-            t0 = time.perf_counter()
-
-            async def one_session(i: int, page) -> None:
-                for k in range(requests_per_session):
-                    path = files[(i + k) % len(files)]
-                    rec = _request(i, k, path)
-                    out["requests"].append(rec)
-                    try:
-                        rec["latency_s"], rec["prediction"], rec["errors"] = await upload_and_predict(
-                            page, path, f"s{i}r{k}-{path.name}")
-                    except Exception as exc:  # recorded, and this session stops: its page may be unusable
-                        rec["errors"].append(f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
-                        return
-                    rec["expected"] = out["reference"].get(path.name)
-                    rec["matches"] = rec["prediction"] is not None and rec["prediction"] == rec["expected"]
-
-            await asyncio.gather(*(one_session(i, p) for i, p in enumerate(pages)))
-            out["load_wall_s"] = time.perf_counter() - t0
-            out["memory_mb"]["after_run"] = watch.now()
-            for i, p in enumerate(pages):
-                connected = await p.evaluate(
-                    "() => !document.querySelector('[data-testid=\"stConnectionStatus\"]')"
-                    " && !/Connection error/i.test(document.body.innerText)")
-                out["page_errors"][i] = await page_errors(p) + ([] if connected else ["connection lost"])
-            for c in contexts:
-                await c.close()
+            await _single_user(browser, url, files, watch, out)
+            await _all_sessions(browser, url, sessions, requests_per_session, files, watch, out)
         finally:
             await browser.close()
 

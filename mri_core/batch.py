@@ -108,8 +108,7 @@ def share_cores(workers_per_host: dict[str, int]) -> int | None:
     """Give this worker's TensorFlow its share of the machine's cores, before TensorFlow starts.
 
     By default every worker's TensorFlow sizes its thread pools to all the cores, so k workers
-    on one machine run k times too many threads. Measured with 2 workers on 2 cores: one
-    thread each scored 5 % more slices per second and held 100 MB less per worker. Returns the
+    on one machine run k times too many threads (docs/batch.md has the measurement). Returns the
     thread count set, or None outside a Dask worker or once TensorFlow has already started.
     """
     from distributed import get_worker

@@ -57,11 +57,8 @@ def similarity_groups(x: np.ndarray, threshold: float = 0.95, side: int = 32) ->
     """Group ids for images that are near-copies of each other (Pearson r > ``threshold`` at 32 px).
 
     The Alzheimer set does not say which slices come from one subject. Neighbouring slices of
-    one brain correlate at r > 0.99 while slices of different brains stay lower, so connected
-    components of the r > 0.95 graph recover subjects: on the cropped 128 px training images
-    they give 203 groups of at most 26 slices (the set has ~26 slices a subject), each of a
-    single class (2 ModerateDemented, 30 Mild, 71 VeryMild, 100 NonDemented). At 0.94 groups
-    start to merge (one of 154 slices); at 0.97 subjects split in two.
+    one brain correlate more closely than slices of different brains, so the connected components
+    of the r > ``threshold`` graph recover subjects (how well, and why 0.95: docs/experiments.md).
     """
     small = np.stack([resize(img, (side, side)).reshape(-1) for img in x]).astype(np.float64)
     small -= small.mean(axis=1, keepdims=True)

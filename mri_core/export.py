@@ -192,19 +192,9 @@ def _scrub(seg) -> None:
     seg.DeidentificationMethod = "MRI Insight: patient and study identifiers removed, UIDs kept"
 
 
-def mask_dicom_seg(masks: np.ndarray, stack: ImageStack, algorithm_name: str, algorithm_version: str) -> bytes:
-    """Masks (n, H, W) as a binary DICOM Segmentation referencing the stack's DICOM sources.
-
-    Works for a series of single-frame images (one source per slice) and for one multi-frame
-    image. The SEG carries the study and frame-of-reference UIDs (so PACS and viewers file it
-    with the scan) but no patient identifiers.
-    """
-    if stack.format != "dicom" or not stack.dicom_sources:
-        raise ValueError(
-            f"A DICOM Segmentation can only be made for a DICOM image or series; this image was read from {stack.format.upper()}. "
-            "Export the mask as NIfTI or PNG instead."
-        )
-    m = _check_masks(masks, stack)
+def _check_seg_sources(m: np.ndarray, stack: ImageStack) -> list:
+    """The stack's DICOM headers, one per slice or one multi-frame image with per-frame geometry;
+    a ValueError that says which export to use instead otherwise."""
     sources = stack.dicom_sources
     if len(sources) not in (1, m.shape[0]):
         raise ValueError(f"The stack has {m.shape[0]} slices but {len(sources)} DICOM headers; they must match one to one.")
@@ -220,16 +210,17 @@ def mask_dicom_seg(masks: np.ndarray, stack: ImageStack, algorithm_name: str, al
             "These DICOM slices do not say where they lie in the patient (no image position or orientation), "
             "so a DICOM Segmentation cannot place them. Export the mask as NIfTI instead."
         )
+    return sources
 
-    hd = require("highdicom")
-    codes = require("pydicom.sr.codedict", "pydicom").codes
 
+def _tumour_segment(hd, codes, algorithm_name: str, algorithm_version: str):
+    """The SEG's one segment: a tumour, drawn automatically by this app's model."""
     algorithm = hd.AlgorithmIdentificationSequence(
         name=algorithm_name,
         version=algorithm_version,
         family=codes.cid7162.ArtificialIntelligence,
     )
-    tumour = hd.seg.SegmentDescription(
+    return hd.seg.SegmentDescription(
         segment_number=1,
         segment_label="Tumor",
         segmented_property_category=codes.SCT.MorphologicallyAbnormalStructure,
@@ -237,12 +228,30 @@ def mask_dicom_seg(masks: np.ndarray, stack: ImageStack, algorithm_name: str, al
         algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
         algorithm_identification=algorithm,
     )
+
+
+def mask_dicom_seg(masks: np.ndarray, stack: ImageStack, algorithm_name: str, algorithm_version: str) -> bytes:
+    """Masks (n, H, W) as a binary DICOM Segmentation referencing the stack's DICOM sources.
+
+    Works for a series of single-frame images (one source per slice) and for one multi-frame
+    image. The SEG carries the study and frame-of-reference UIDs (so PACS and viewers file it
+    with the scan) but no patient identifiers.
+    """
+    if stack.format != "dicom" or not stack.dicom_sources:
+        raise ValueError(
+            f"A DICOM Segmentation can only be made for a DICOM image or series; this image was read from {stack.format.upper()}. "
+            "Export the mask as NIfTI or PNG instead."
+        )
+    m = _check_masks(masks, stack)
+    sources = _check_seg_sources(m, stack)
+    hd = require("highdicom")
+    codes = require("pydicom.sr.codedict", "pydicom").codes
     try:
         seg = hd.seg.Segmentation(
             source_images=[_geometry_only(ds) for ds in sources],
             pixel_array=m,
             segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
-            segment_descriptions=[tumour],
+            segment_descriptions=[_tumour_segment(hd, codes, algorithm_name, algorithm_version)],
             series_instance_uid=hd.UID(),
             series_number=900,  # high, so viewers list it after the scanner's own series
             sop_instance_uid=hd.UID(),

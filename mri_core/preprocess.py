@@ -122,10 +122,9 @@ def normalize_intensity(image: np.ndarray, reference_p99, max_gain: float) -> np
     """Brighten each channel of (H, W, C) so its foreground 99th percentile reaches
     ``reference_p99``, by a gain between 1 and ``max_gain``; clipped to [0, 1].
 
-    MR intensities have no fixed unit: one scanner's FLAIR comes out at a third of another's.
-    A network trained on typical slices misses a lesion in a slice that dark (an LGG validation
-    patient at Dice 0.01 became 0.91 with this), so dark slices are lifted to the training level.
-    Bright ones are left alone: dimming them did not help on validation.
+    MR intensities have no fixed unit: one scanner's FLAIR comes out at a third of another's, and
+    a network trained on typical slices misses a lesion in a slice that dark, so dark slices are
+    lifted to the training level; bright ones are left alone (docs/experiments.md).
     """
     gain = intensity_gain(image, reference_p99, max_gain)
     if np.all(gain == 1.0):

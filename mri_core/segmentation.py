@@ -30,15 +30,9 @@ def keep_main_lesion(prob_maps: np.ndarray, present: np.ndarray, threshold: floa
     with the most tumour probability in total (the sum of its pixels' probabilities).
 
     ``prob_maps`` (slices, H, W) are one volume in slice order; ``present`` says which slices
-    count as showing a tumour. A lower-grade glioma is one lesion: in the 90 training patients'
-    reference masks the largest 26-connected component holds 99.8 % of the tumour volume (95 %
-    at worst), so detections not connected to it are false alarms.
-
-    Summed probability rather than voxel count: a false alarm is fainter than the tumour, so a
-    faint one a little larger than a small lesion does not win. Same masks for every single model
-    checked (8 checkpoints, 14 validation patients); averaging ``lgg_unet_lite`` with
-    ``lgg_resunet`` made a one-slice false alarm (804 voxels) outgrow a 3-slice lesion in
-    TCGA_CS_5395, which by voxel count lost that patient (Dice 0) and by probability kept it (0.86).
+    count as showing a tumour. A lower-grade glioma is one lesion, so detections not connected to
+    it are false alarms. Summed probability rather than voxel count, because a false alarm is
+    fainter than the tumour (the measurements behind both: docs/experiments.md).
     """
     from scipy import ndimage
 

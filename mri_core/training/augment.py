@@ -14,10 +14,8 @@ class AugmentedBatches(keras.utils.PyDataset):
     MRI-safe transforms only: left-right mirror (brains are near-symmetric; never up-down), a small
     rotation, shift and zoom with black fill, and an intensity change (contrast about the image
     mean, or a brightness factor). ``masks`` get the same warp as their image, bilinear then
-    thresholded at 0.5, as Keras's layers did. Keras's RandomRotation/Translation/Zoom layers were
-    used before: under JAX they cost 3x the U-Net's own training step even on the CPU (181 -> 609
-    ms a step at 32 px) and left an H200 at 4 epochs in 7 minutes, because each runs an
-    interpolating gather per layer; a warp here is ~0.1 ms an image and overlaps the step.
+    thresholded at 0.5, as Keras's layers did. On the host rather than as Keras layers, whose
+    interpolating gathers made each step several times dearer under JAX (docs/experiments.md).
 
     Batch ``i`` of epoch ``e`` is drawn from ``default_rng([seed, e, i])``, so worker threads can
     make batches in any order and a run repeats.

@@ -104,9 +104,9 @@ class WeightAverage(keras.callbacks.Callback):
     """Stochastic weight averaging (Izmailov et al. 2018): the mean of the weights at the end of
     every epoch that ends after ``start`` of the learning-rate decay (``CosineSchedule.progress``).
 
-    From one epoch to the next the validation figure of a resumed run swings by several points
-    (LGG Dice/patient 0.76-0.83 in one run at lr 3e-4): the weights wander around a wide optimum,
-    and their mean sits nearer its centre than any one of them. ``apply`` sets the mean into the
+    From one epoch to the next the validation figure of a resumed run swings by several points:
+    the weights wander around a wide optimum, and their mean sits nearer its centre than any one
+    of them. ``apply`` sets the mean into the
     model and re-estimates the batch-norm statistics for it, which averaging does not give.
     """
 
