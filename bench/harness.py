@@ -23,6 +23,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from mri_core.models import ROOT_ENV
+
 ROOT = Path(__file__).resolve().parent.parent
 
 CHROMIUM = "/usr/bin/chromium"
@@ -115,7 +117,7 @@ def serve(models_dir: Path | str, port: int | None = None, timeout_s: float = SE
     """``streamlit run app.py`` on localhost with ``MRI_MODELS_DIR=models_dir``; stopped on exit."""
     port = port or free_port()
     env = dict(os.environ)
-    env["MRI_MODELS_DIR"] = str(models_dir)
+    env[ROOT_ENV] = str(models_dir)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [env.get("PYTHONPATH")])])
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),

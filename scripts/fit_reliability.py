@@ -1,7 +1,7 @@
 """Fit a trained classifier's reliability checks again (out-of-distribution detector and the
 better-than-chance rule, ``mri_core.reliability``) on its own split, and write them beside it.
 
-    python scripts/fit_reliability.py NAME [NAME ...]
+    python -m scripts.fit_reliability NAME [NAME ...]
 
 For models trained before the checks existed; ``mri_core.train`` fits them itself.
 """

@@ -1,11 +1,6 @@
 """Print the README's model table from the cards in models/ (validation-split figures)."""
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from mri_core import models  # noqa: E402
+from mri_core import models
 
 
 def figures(c) -> tuple[str, str]:

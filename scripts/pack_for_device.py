@@ -1,6 +1,6 @@
 """Copy a data folder for a lent GPU machine, small enough to travel with the working tree.
 
-``python scripts/pack_for_device.py LGG_DIR .pack/lgg --quality 90`` (LGG_DIR: the lgg task's ``data_dir`` in ``mri_core.tasks``)
+``python -m scripts.pack_for_device LGG_DIR .pack/lgg --quality 90`` (LGG_DIR: the lgg task's ``data_dir`` in ``mri_core.tasks``)
 
 The device tool sends at most 64 MiB a call (tree included), and the LGG folder is 63 MB of
 JPEG slices. Its layout is kept (``mri_core.data`` reads the copy exactly like the original);

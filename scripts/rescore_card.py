@@ -1,6 +1,6 @@
 """Measure a trained LGG model's validation figures again, on the original data, into its card.
 
-``python scripts/rescore_card.py lgg_unet [--models DIR] [--data-dir ../shared/data/lgg] [--intensity-max-gain 4]``
+``python -m scripts.rescore_card lgg_unet [--models DIR] [--data-dir LGG_DIR] [--intensity-max-gain 4]``
 
 A model trained on a lent GPU saw a JPEG copy of the data (scripts/pack_for_device.py), and its
 card's validation figures were measured on that copy. This chooses the presence rule and scores

@@ -1,7 +1,7 @@
 """Score tumour-type models on the other sources (``mri_core.shift``) and store the figures in
 their cards (``metrics.cross_source``), where Home and the comparison page show them.
 
-    python scripts/score_shift.py NAME [NAME ...]
+    python -m scripts.score_shift NAME [NAME ...]
 
 The held-out LGG patients and OASIS subjects of ``../shared/data`` are scored, the same images
 for every model, so the figures compare.

@@ -58,3 +58,16 @@ def test_rescore_adds_intensity_normalization_to_an_older_card(tiny_models, synt
     assert spec.max_gain == 4.0 and "trained without it" in spec.note
     assert card.metrics.reports["validation_without_intensity"] == older.validation
     assert "validation_on_training_copy" not in card.metrics.reports
+
+
+def test_scripts_run_as_modules_from_the_root():
+    import os
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # as a user types it, nothing on the path
+    for args in (["scripts.rescore_card", "--help"], ["scripts.pack_for_device", "--help"], ["scripts.model_table"]):
+        out = subprocess.run([sys.executable, "-m", *args], cwd=SCRIPTS.parent, env=env, capture_output=True, text=True,
+                             timeout=300)
+        assert out.returncode == 0, (args, out.stderr[-2000:])
+    for path in SCRIPTS.glob("*.py"):
+        assert "sys.path" not in path.read_text(), path.name

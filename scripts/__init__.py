@@ -1,0 +1,1 @@
+"""Maintenance scripts, run as modules from the project root: ``python -m scripts.<name>``."""
