@@ -106,16 +106,9 @@ def _measurement_rows(r: CaseReport) -> list[tuple[str, str]]:
     return rows
 
 
-def pdf_report(r: CaseReport) -> bytes:
-    """The report as PDF bytes (2 pages: the result, the model)."""
-    from fpdf import FPDF
+def _result_page(pdf, r: CaseReport) -> None:
+    """Page 1: the case, the call (or the abstention), measurements, warnings and the picture."""
     from PIL import Image
-
-    pdf = FPDF(format="A4")
-    pdf.set_title("MRI Insight report")
-    pdf.set_author("MRI Insight")
-    pdf.set_creator("MRI Insight")
-    pdf.set_auto_page_break(auto=True, margin=15)
 
     pdf.add_page()
     pdf.set_font("Helvetica", "B", 18)
@@ -152,6 +145,9 @@ def pdf_report(r: CaseReport) -> bytes:
     pdf.set_font("Helvetica", "I", 9)
     pdf.cell(0, 6, _text(r.image_caption), new_x="LMARGIN", new_y="NEXT")
 
+
+def _model_page(pdf, r: CaseReport) -> None:
+    """Page 2: the model, what it was trained on, and its validation figures with what they are not."""
     pdf.add_page()
     _heading(pdf, f"The model: {r.model_name}")
     card = r.model_card
@@ -167,4 +163,17 @@ def pdf_report(r: CaseReport) -> bytes:
         "These figures come from a validation split held out from the model's training data (public research "
         "collections), not from this hospital's scans; expect lower figures on other scanners and populations. "
         + DISCLAIMER), new_x="LMARGIN", new_y="NEXT")
+
+
+def pdf_report(r: CaseReport) -> bytes:
+    """The report as PDF bytes (2 pages: the result, the model)."""
+    from fpdf import FPDF
+
+    pdf = FPDF(format="A4")
+    pdf.set_title("MRI Insight report")
+    pdf.set_author("MRI Insight")
+    pdf.set_creator("MRI Insight")
+    pdf.set_auto_page_break(auto=True, margin=15)
+    _result_page(pdf, r)
+    _model_page(pdf, r)
     return bytes(pdf.output())
