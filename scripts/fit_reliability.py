@@ -8,18 +8,16 @@ For models trained before the checks existed; ``mri_core.train`` fits them itsel
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
-
 from mri_core.training.card import refit_reliability
 
 
 def main(argv=None) -> int:
-    names = sys.argv[1:] if argv is None else argv
-    if not names:
-        print(__doc__)
-        return 2
-    for name in names:
+    p = argparse.ArgumentParser(prog="python -m scripts.fit_reliability", description=__doc__.split("\n\n")[0])
+    p.add_argument("names", nargs="+", metavar="NAME", help="models whose checks to fit again")
+    for name in p.parse_args(argv).names:
         record = refit_reliability(name)
         print(json.dumps({"name": name, "ood": record.ood.to_json(),
                           "calls": {k: v.better_than_chance for k, v in record.calls.items()}}), flush=True)

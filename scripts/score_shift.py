@@ -3,15 +3,15 @@ their cards (``metrics.cross_source``), where Home and the comparison page show 
 
     python -m scripts.score_shift NAME [NAME ...]
 
-The held-out LGG patients and OASIS subjects of ``../shared/data`` are scored, the same images
+The held-out LGG patients and OASIS subjects (the tasks' data folders, ``mri_core.tasks``) are scored, the same images
 for every model, so the figures compare.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
-
 from dataclasses import replace
 
 from mri_core.cards import Metrics
@@ -21,11 +21,9 @@ from mri_core.tasks import get_task
 
 
 def main(argv=None) -> int:
-    names = sys.argv[1:] if argv is None else argv
-    if not names:
-        print(__doc__)
-        return 2
-    for name in names:
+    p = argparse.ArgumentParser(prog="python -m scripts.score_shift", description=__doc__.split("\n\n")[0])
+    p.add_argument("names", nargs="+", metavar="NAME", help="tumour-type models to score")
+    for name in p.parse_args(argv).names:
         report = score_shift(load(name), get_task("lgg").data_dir, get_task("alzheimer").data_dir)
         card = read_card(name)
         metrics = replace(card.metrics or Metrics(), cross_source=card_record(report))

@@ -140,6 +140,22 @@ def use_tiny_models(tiny_models):
         os.environ[ROOT_ENV] = old_env
 
 
+@pytest.fixture(scope="module")
+def classifier(tiny_models):
+    """The tiny tumour-type model, loaded once per test module."""
+    from mri_core.models import load
+
+    return load("brain_tumor_mri_sepnet", tiny_models)
+
+
+@pytest.fixture(scope="module")
+def segmenter(tiny_models):
+    """The tiny three-sequence LGG segmenter, loaded once per test module."""
+    from mri_core.models import load
+
+    return load("lgg_unet_lite", tiny_models)
+
+
 @pytest.fixture(scope="session")
 def intensity_segmenter():
     """A real Keras segmenter whose tumour probability is the first channel's brightness (a 1x1

@@ -5,17 +5,6 @@ import pytest
 
 from factories import phantom
 from mri_core import inference
-from mri_core.models import load
-
-
-@pytest.fixture(scope="module")
-def classifier(tiny_models):
-    return load("brain_tumor_mri_sepnet", tiny_models)
-
-
-@pytest.fixture(scope="module")
-def segmenter(tiny_models):
-    return load("lgg_unet_lite", tiny_models)
 
 
 def test_classify_probabilities(classifier):

@@ -90,13 +90,6 @@ def test_judge():
     assert R.judge("weak", None, None, None) == (True, "")
 
 
-@pytest.fixture(scope="module")
-def classifier(tiny_models):
-    from mri_core.models import load
-
-    return load("brain_tumor_mri_sepnet", tiny_models)
-
-
 def test_trained_models_carry_a_detector(classifier, tiny_models):
     ood, calls = classifier.card.ood, classifier.card.calls
     assert (tiny_models / classifier.name / ood.file).exists()

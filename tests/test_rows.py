@@ -4,23 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from factories import phantom
 from mri_core import inference, rows
 from mri_core.io import ImageStack
 from mri_core.measure import measure
-from mri_core.models import load
-
-
-@pytest.fixture(scope="module")
-def classifier(tiny_models):
-    return load("brain_tumor_mri_sepnet", tiny_models)
-
-
-@pytest.fixture(scope="module")
-def segmenter(tiny_models):
-    return load("lgg_unet_lite", tiny_models)
 
 
 def test_every_task_has_the_same_columns_but_its_class_probabilities():
