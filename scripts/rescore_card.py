@@ -32,6 +32,7 @@ from mri_core.models import LoadedModel, default_root, load, write_card
 from mri_core.scoring import score_lgg
 from mri_core.segmentation import fit_intensity, presence_rule
 from mri_core.tasks import get_task
+from mri_core.training.card import data_label
 
 
 def rescore(name: str, models_dir: Path, data_dir: Path, intensity_max_gain: float = 0.0,
@@ -57,7 +58,7 @@ def rescore(name: str, models_dir: Path, data_dir: Path, intensity_max_gain: flo
     slices = [s for s in list_lgg(data_dir) if s.patient_id in val_patients]
     report = score_lgg(LoadedModel(name, card, loaded.keras_model, loaded.path), slices)
     metrics = replace(card.metrics, validation=report_from_json(report), reports=reports)
-    write_card(name, replace(card, metrics=metrics, data=str(data_dir).split("shared/")[-1]), models_dir)
+    write_card(name, replace(card, metrics=metrics, data=data_label(data_dir)), models_dir)
     return report
 
 

@@ -216,3 +216,12 @@ def test_appearance_changes_keep_grey_slices_grey_and_in_range():
         np.testing.assert_array_equal(out[..., 0], out[..., 2])
     assert not np.allclose(change_appearance(np.random.default_rng(0), x, p=1.0), x)
     np.testing.assert_array_equal(change_appearance(np.random.default_rng(0), x, p=0.0), x)
+
+
+def test_cards_name_the_shared_data_without_a_machines_path(tmp_path):
+    from mri_core.tasks import TASKS
+    from mri_core.training.card import data_label
+
+    assert data_label(TASKS["lgg"].data_dir) == "data/lgg"
+    assert data_label(TASKS["brain_tumor"].data_dir) == "data/brain_tumor/train"
+    assert data_label(tmp_path) == str(tmp_path)  # elsewhere: as given

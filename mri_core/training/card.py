@@ -16,12 +16,22 @@ import keras
 
 from mri_core.cards import Card, History, Reliability
 from mri_core.models import CARD_FILE, MODEL_FILE, LoadedModel, file_mb, write_card
-from mri_core.tasks import get_task
+from mri_core.tasks import SHARED_DATA, get_task
 from mri_core.training.loop import Fitted
 
 if TYPE_CHECKING:
     from mri_core.reliability import OodDetector
 
+
+
+def data_label(data_dir: Path | str) -> str:
+    """The training data as the card names it: relative to the shared data's parent
+    (``data/lgg``) where it lies there, so a card names no machine's paths; else the folder as given."""
+    path = Path(data_dir).resolve()
+    try:
+        return str(path.relative_to(SHARED_DATA.resolve().parent))
+    except ValueError:
+        return str(data_dir)
 
 def machine() -> str:
     cpu = f"{platform.machine()} CPU, {os.cpu_count()} cores, {platform.system()}"
@@ -65,7 +75,7 @@ def finish(args, arch, card: dict, split: dict, fitted: Fitted, metrics: dict, d
         "metrics": metrics,
         "history": {k: [float(v) for v in vals] for k, vals in history.items()},
         "training": training_record(args, history, fitted.seconds),
-        "data": str(args.data_dir or get_task(args.task).data_dir).split("shared/")[-1],
+        "data": data_label(args.data_dir or get_task(args.task).data_dir),
     }))
     if detector is not None:
         detector.save(out_dir / record.ood.file)
