@@ -40,3 +40,17 @@ def test_join_slices_orders_by_file_name_and_refuses_mixed_sizes():
         join_slices([("a.png", a)])
     with pytest.raises(UnreadableImage, match="already holds a stack"):
         join_slices([("a.png", a), ("v.png", vol)])
+
+
+def test_a_series_with_a_malformed_instance_number_is_still_read():
+    # "7A" is not an IS value: sorting by it raised a bare ValueError out of read_images.
+    files = []
+    for z in range(2):
+        data = dicom_bytes((phantom(seed=z) * 1000).astype(np.uint16), series_uid="1.2.826.0.1.3680043.8.498.5",
+                           instance=7 + z)
+        element = b"\x20\x00\x13\x00IS\x02\x00" + str(7 + z).encode() + b" "  # (0020,0013) InstanceNumber
+        assert element in data
+        files.append((f"s{z}.dcm", data.replace(element, element[:-2] + b"7A") if z == 0 else data))
+    [(label, stack)] = read_images(files)
+    assert not isinstance(stack, UnreadableImage), stack
+    assert stack.n_slices == 2 and "one series" in label

@@ -11,13 +11,22 @@ from mri_core.io.base import ImageStack, UnreadableImage
 from mri_core.io.dicom import dicom_affine, slice_position
 
 
+def _instance_number(ds) -> float:
+    """The file's InstanceNumber; a missing one counts as 0 and a malformed one ("1A") sorts last,
+    so a damaged header never stops the series from being read."""
+    try:
+        return float(ds.get("InstanceNumber", 0) or 0)
+    except (TypeError, ValueError):
+        return float("inf")
+
+
 def _series_order(stacks: list[ImageStack]) -> list[ImageStack]:
     """By position along the slice normal; files that do not say where they lie by InstanceNumber, after."""
 
     def key(s: ImageStack):
         ds = s.dicom_sources[0]
         pos = slice_position(ds)
-        return (0, pos) if pos is not None else (1, float(ds.get("InstanceNumber", 0) or 0))
+        return (0, pos) if pos is not None else (1, _instance_number(ds))
 
     return sorted(stacks, key=key)
 
