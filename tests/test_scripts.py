@@ -71,3 +71,19 @@ def test_scripts_run_as_modules_from_the_root():
         assert out.returncode == 0, (args, out.stderr[-2000:])
     for path in SCRIPTS.glob("*.py"):
         assert "sys.path" not in path.read_text(), path.name
+
+
+def test_validation_folders_link_the_held_out_images_for_evaluate(synthetic_data, tmp_path):
+    from mri_core import data as D
+    from mri_core.io.folders import list_class_folder
+
+    vf = _script("validation_folders")
+    labels = list_class_folder(synthetic_data["brain_tumor"], ("glioma", "meningioma", "notumor", "pituitary")).labels
+    val = D.stratified_split(labels, D.VAL_FRACTION, D.SPLIT_SEED)[1]
+    n = vf.link_class_folder("brain_tumor", val, tmp_path / "bt", synthetic_data["brain_tumor"])
+    linked = sorted(tmp_path.joinpath("bt").rglob("*.png")) or sorted(tmp_path.joinpath("bt").rglob("*.*"))
+    assert n == len(val) == len(linked) and all(p.is_symlink() for p in linked)
+    assert len(list_class_folder(tmp_path / "bt", ("glioma", "meningioma", "notumor", "pituitary")).paths) == n
+    rows = vf.link_lgg(tmp_path / "lgg", synthetic_data["lgg"])
+    held_out = list_lgg(tmp_path / "lgg")
+    assert rows == len(held_out) > 0 and {s.patient_id for s in held_out} == set(D.lgg_validation_patients(synthetic_data["lgg"]))
