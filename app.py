@@ -3,7 +3,7 @@
 import streamlit as st
 from streamlit.runtime.scriptrunner import script_runner
 
-from views.common import navigation
+from views.common import keep_choices, navigation
 
 
 def _keep_shared_models() -> None:
@@ -23,4 +23,5 @@ script_runner._clean_problem_modules = _keep_shared_models
 
 st.set_page_config(page_title="MRI Insight", page_icon="🧠", layout="wide")
 
+keep_choices()
 navigation().run()

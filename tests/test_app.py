@@ -116,6 +116,30 @@ def test_predict_model_switch_changes_the_call(two_tumour_models, monkeypatch):
     assert shown() == first  # switching back shows the first model's call again
 
 
+def test_choices_survive_a_visit_to_another_page(two_tumour_models, monkeypatch):
+    # Streamlit drops a widget's value when a run does not draw it; app.py keeps the user's choices.
+    from mri_core.models import ROOT_ENV
+
+    monkeypatch.setenv(ROOT_ENV, str(two_tumour_models))
+    at = open_page("views/predict.py")
+    at.selectbox(key="predict_model_brain_tumor").set_value("brain_tumor_second").run()
+    at.radio(key="predict_task").set_value("alzheimer").run()
+    at.switch_page("views/mask.py").run()
+    at.slider(key="mask_opacity").set_value(0.8).run()
+    at.radio(key="mask_style").set_value("contour").run()
+    at.switch_page("views/compare.py").run()
+    at.radio(key="cmp_task").set_value("lgg").run()
+    at.switch_page("views/predict.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.radio(key="predict_task").value == "alzheimer"
+    at.radio(key="predict_task").set_value("brain_tumor").run()
+    assert at.selectbox(key="predict_model_brain_tumor").value == "brain_tumor_second"
+    at.switch_page("views/mask.py").run()
+    assert at.slider(key="mask_opacity").value == 0.8 and at.radio(key="mask_style").value == "contour"
+    at.switch_page("views/compare.py").run()
+    assert not at.exception and at.radio(key="cmp_task").value == "lgg"
+
+
 def test_predict_lgg_volume_agrees_with_the_mask_page(tiny_models):
     from mri_core import inference, models
     from mri_core.io import read_image
@@ -170,6 +194,23 @@ def test_predict_many_files_gives_table_and_csv(downloads):
     assert {"prediction", "reliable", "reason", "warnings", "p_glioma", "p_notumor"} <= set(header)
     at.selectbox(key="predict_detail").set_value(1).run()
     assert not at.exception
+
+
+def test_many_files_stay_open_across_pages_until_closed():
+    at = open_page("views/predict.py")
+    up = at.file_uploader(key="predict_upload")
+    up.upload("a.png", gray_png(1)).upload("b.png", gray_png(2)).upload("c.png", gray_png(3)).run()
+    at.selectbox(key="predict_detail").set_value(1).run()
+    table = at.dataframe[0].value.copy()
+    at.switch_page("views/mask.py").run()
+    assert not at.exception and "Reading **b.png**" in texts(at)
+    at.switch_page("views/predict.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "Reading the 3 files dropped here earlier" in texts(at)
+    assert at.dataframe[0].value.equals(table)  # the same table, scored again from nothing
+    assert at.selectbox(key="predict_detail").value == 1 and current_case(at).name == "b.png"
+    at.button(key="predict_brain_tumor_close_files").click().run()
+    assert not at.exception and not at.dataframe and at.selectbox(key="predict_brain_tumor_sample")
 
 
 def test_predict_lgg_many_slices_table():

@@ -55,6 +55,19 @@ def navigation():
     return st.navigation(groups)
 
 
+# The choices a user makes once and expects to find again after visiting another page. Streamlit
+# forgets a widget's value at the end of any run that does not draw it (every run of another
+# page); setting the value again on each run makes it the session's, which is kept.
+KEPT_CHOICES = ("predict_task", "predict_model_", "act_task", "act_model_", "act_only_convs", "cmp_task",
+                "cmp_models_", "cmp_source", "cmp_folder", "mask_model", "mask_opacity", "mask_style", "mask_colour")
+
+
+def keep_choices() -> None:
+    """Carry the task, model and display choices of every page through runs of the other pages."""
+    for key in [k for k in st.session_state if isinstance(k, str) and k.startswith(KEPT_CHOICES)]:
+        st.session_state[key] = st.session_state[key]
+
+
 def page_spec(script: str) -> PageSpec:
     """The entry of ``PAGES`` for a page's script file (its ``__file__``)."""
     return next(p for p in PAGES if Path(p.path).name == Path(script).name)
@@ -162,33 +175,59 @@ def open_case(item: Input) -> Case:
 
 
 def _uploads_changed(widget_key: str) -> None:
-    """The user emptied the uploader (a file's ✕): the scan it held is closed too. Leaving the
-    page drops the widget's files without this call, so the scan stays open across pages."""
+    """The user emptied the uploader (a file's ✕): the scan and the set of files it held are closed
+    too. Leaving the page drops the widget's files without this call, so they stay open across pages."""
     if not st.session_state.get(widget_key):
+        st.session_state.pop(f"{widget_key}_kept", None)
         case = current_case()
         if case is not None and not case.sample:
             st.session_state.pop("case", None)
+
+
+def _as_inputs(files: tuple[tuple[str, bytes], ...]) -> list[Input]:
+    return [Input(label, None, str(result)) if isinstance(result, UnreadableImage) else Input(label, result, key=key)
+            for label, result, key in _read(files)]
+
+
+def _kept_upload(widget_key: str, close_key: str) -> tuple[tuple[str, bytes], ...] | None:
+    """The several files last dropped on this uploader, while the session's open scan is one of them:
+    Streamlit empties an uploader whenever another page runs, and a table of 40 slices should not be
+    lost to a look at the mask page. None once the user closes them or opens another scan."""
+    files = st.session_state.get(f"{widget_key}_kept")
+    case = current_case()
+    if not files or case is None or case.key not in {k for _, _, k in _read(files)}:
+        return None
+    c1, c2 = st.columns([4, 1])
+    c1.info(f"Reading the {len(files)} files dropped here earlier in this session. Drop others above to read them instead.")
+    if c2.button("Close these files", key=close_key):
+        st.session_state.pop(f"{widget_key}_kept", None)
+        st.session_state.pop("case", None)
+        return None
+    return files
 
 
 def choose_inputs(task: str, key: str, multiple: bool = True, upload_key: str | None = None) -> list[Input]:
     """Uploaded files (any format, DICOM series grouped); else the scan this session has open
     (from any page, until closed); else a bundled sample. ``upload_key``: the uploader's key
     prefix when it must outlive a task switch (default ``key``)."""
+    widget_key = f"{upload_key or key}_upload"
     uploads = st.file_uploader(
         "Drop MRI slices here (PNG, JPEG, TIFF, BMP, DICOM, NIfTI)",
-        accept_multiple_files=multiple,
-        key=f"{upload_key or key}_upload",
-        on_change=_uploads_changed, args=(f"{upload_key or key}_upload",),
+        accept_multiple_files=multiple, key=widget_key, on_change=_uploads_changed, args=(widget_key,),
         help="Files are read in memory and never stored. Several DICOM files of one series become one stack.",
     )
     if uploads and not multiple:
         uploads = [uploads]
     if uploads:
         files = tuple((u.name, u.getvalue()) for u in uploads)
-        return [
-            Input(label, None, str(result)) if isinstance(result, UnreadableImage) else Input(label, result, key=key)
-            for label, result, key in _read(files)
-        ]
+        if len(files) > 1:
+            st.session_state[f"{widget_key}_kept"] = files  # bytes the uploader already holds: no copy
+        else:
+            st.session_state.pop(f"{widget_key}_kept", None)
+        return _as_inputs(files)
+    kept = _kept_upload(widget_key, close_key=f"{key}_close_files")
+    if kept:
+        return _as_inputs(kept)
     case = current_case()
     if case is not None and not case.sample:
         # The scan opened on another page (or before a task switch) stays open until closed.
@@ -212,6 +251,15 @@ def choose_inputs(task: str, key: str, multiple: bool = True, upload_key: str | 
         return [Input(s.path.name, None, str(result))]
     return [Input(s.path.name, result, truth=s.truth, mask_path=str(s.mask_path) if s.mask_path else None, key=k,
                   sample=True)]
+
+
+def file_picker(inputs: list[Input], label: str, key: str) -> Input:
+    """One of several readable files, starting at the session's open scan when it is among them (the
+    file looked at before a visit to another page), else the first."""
+    case = current_case()
+    keys = [i.key for i in inputs]
+    start = keys.index(case.key) if case is not None and case.key in keys else 0
+    return inputs[st.selectbox(label, range(len(inputs)), index=start, format_func=lambda i: inputs[i].label, key=key)]
 
 
 def show_errors(inputs: list[Input]) -> list[Input]:

@@ -20,7 +20,7 @@ from mri_core.measure import volume_ml
 from mri_core.metrics import dice
 from mri_core.report import CaseReport
 from views.common import (
-    Input, case_segmentation, choose_inputs, model_card, open_case, page_header, patient_details, pdf_download,
+    Input, case_segmentation, choose_inputs, file_picker, model_card, open_case, page_header, patient_details, pdf_download,
     reading_controls, segmenter_picker, show_errors, show_notes, slice_picker,
 )
 
@@ -40,12 +40,7 @@ if len(inputs) > 1 and all(i.stack.n_slices == 1 for i in inputs) and st.toggle(
         inputs = [Input(f"{len(inputs)} slices as one volume", joined, key=joined_key(sorted(i.key for i in inputs)))]
     except UnreadableImage as exc:
         st.error(f"The slices cannot be joined: {exc}")
-if len(inputs) > 1:
-    pick = st.selectbox("File", range(len(inputs)), format_func=lambda i: inputs[i].label, key="mask_file")
-    item = inputs[pick]
-else:
-    item = inputs[0]
-case = open_case(item)
+case = open_case(file_picker(inputs, "File", key="mask_file") if len(inputs) > 1 else inputs[0])
 stack = case.stack
 loaded = segmenter_picker(stack, key="mask_model")
 if case.sample:

@@ -19,7 +19,7 @@ from mri_core.display import display_name, display_order
 from mri_core.report import CaseReport
 from mri_core.tasks import TASKS
 from views.common import (
-    case_segmentation, choose_inputs, model_picker, open_case, page_header, patient_details,
+    case_segmentation, choose_inputs, file_picker, model_picker, open_case, page_header, patient_details,
     pdf_download, reading_controls, segmenter_picker, show_errors, show_notes, slice_picker, task_picker,
 )
 
@@ -183,8 +183,7 @@ st.dataframe(table[shown].assign(prediction=readable_calls(table)).round(4), wid
                             "warnings": st.column_config.TextColumn(width="large")})
 st.download_button("Download results (CSV)", table.to_csv(index=False).encode(), "mri_insight_results.csv", "text/csv",
                    key="predict_csv", on_click="ignore")
-pick = st.selectbox("Look at one file in detail", range(len(inputs)), format_func=lambda i: inputs[i].label, key="predict_detail")
-case = open_case(inputs[pick])
+case = open_case(file_picker(inputs, "Look at one file in detail", key="predict_detail"))
 index = slice_picker(case, key="predict_detail_slice")
 reading = reading_controls(case.stack, key="predict_read")
 (show_classification if loaded.kind == "classifier" else show_segmentation)(case, index, reading)
