@@ -221,6 +221,7 @@ class OodSpec(Record):
     layers: tuple[str, ...] = _tuple(required=True)
     threshold: float = _required()
     file: str = _required()
+    grid: int | None = None  # feature maps averaged over grid x grid cells; None: over the whole slice
     method: str | None = None
     validation_abstained: float | None = None
 
@@ -328,6 +329,7 @@ class SegmenterReport(Record):
     detection_accuracy: float | None = None
     false_positive_slices: int | None = None
     false_negative_slices: int | None = None
+    abstained: float | None = None  # share of slices the model cannot judge (``SegPrediction.reliable`` False)
     dice_per_patient: dict[str, float] | None = _raw()
 
 

@@ -52,6 +52,7 @@ class SliceMask:
     tumour_probability: float  # the model's, from the whole volume (hand edits do not change it)
     edited: bool  # the mask differs from the model's
     measurements: Measurements  # of ``mask``, in mm where the scan gives its spacing
+    reason: str = ""  # why the model cannot judge this slice (``SegPrediction.reason``); empty when it can
 
 
 @dataclass
@@ -73,7 +74,7 @@ class Case:
     truth: str | None = None  # known answer of a bundled sample
     truth_mask_path: str | None = None  # bundled LGG sample's ground truth
     opened: str = field(default_factory=lambda: datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
-    _model: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
+    _model: dict[str, tuple[np.ndarray, np.ndarray, tuple[str, ...]]] = field(default_factory=dict, repr=False)
     _history: dict[tuple[str, int], list[np.ndarray | None]] = field(default_factory=dict, repr=False)
     _canvas: dict[tuple[str, int], CanvasState] = field(default_factory=dict, repr=False)
     _versions: int = 0
@@ -87,18 +88,23 @@ class Case:
     def has_model(self, model: str) -> bool:
         return model in self._model
 
-    def set_model_result(self, model: str, masks: np.ndarray, probs: np.ndarray) -> None:
+    def set_model_result(self, model: str, masks: np.ndarray, probs: np.ndarray, reasons=None) -> None:
+        """The model's masks, tumour probabilities and, per slice, why it cannot judge it ("" where it can)."""
         masks = np.asarray(masks, bool)
         if masks.shape[:3] != self.stack.slices.shape[:3]:
             raise ValueError(f"masks {masks.shape} do not match the scan {self.stack.slices.shape[:3]}")
         masks.setflags(write=False)
-        self._model[model] = (masks, np.asarray(probs, float))
+        self._model[model] = (masks, np.asarray(probs, float), tuple(reasons) if reasons is not None else ("",) * len(masks))
 
     def model_mask(self, model: str, k: int) -> np.ndarray:
         return self._model[model][0][k]
 
     def tumour_probability(self, model: str, k: int) -> float:
         return float(self._model[model][1][k])
+
+    def abstention(self, model: str, k: int) -> str:
+        """Why the model cannot judge slice ``k`` ("" where it can)."""
+        return self._model[model][2][k]
 
     # ------------------------------------------------------------------ the mask shown
 
@@ -111,7 +117,8 @@ class Case:
     def slice_mask(self, model: str, k: int) -> SliceMask:
         """The slice's mask as it stands, the model's tumour probability for it, and its measurements."""
         mask = self.mask(model, k)
-        return SliceMask(mask, self.tumour_probability(model, k), self.edited(model, k), measure(mask, self.stack.spacing_mm))
+        return SliceMask(mask, self.tumour_probability(model, k), self.edited(model, k), measure(mask, self.stack.spacing_mm),
+                         self.abstention(model, k))
 
     def masks(self, model: str) -> np.ndarray:
         """(n, H, W): every slice's mask as it stands (for the volume and the exports)."""

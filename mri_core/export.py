@@ -294,13 +294,15 @@ def report_text(
     edited: bool = False,
     dice: float | None = None,
     n_slices: int | None = None,
+    abstention_reason: str = "",
 ) -> str:
     """A short plain-text report of one result: file, date, model, measurements, and what it is for.
 
     ``measurements`` is :meth:`mri_core.measure.Measurements.as_dict`; ``slice_index`` is
     0-based and written from 1, as the app numbers slices. ``edited``: the mask was corrected by
     hand (the report then says so instead of "automatic"). ``dice`` against a ground truth given
-    for this slice. Nothing about the patient is written; ``file_name`` is the upload's name.
+    for this slice. ``abstention_reason``: why the model cannot judge the slice (its mask is then for
+    reference only). Nothing about the patient is written; ``file_name`` is the upload's name.
     """
     m = measurements
     lines = ["MRI Insight: tumour segmentation, " + ("edited by hand" if edited else "automatic")]
@@ -313,6 +315,8 @@ def report_text(
         lines.append("Mask: edited by hand after the model's segmentation")
     if slice_index is not None:
         lines.append(f"Slice: {slice_index + 1}" + (f" of {n_slices}" if n_slices else ""))
+    if abstention_reason:
+        lines.append(f"The model cannot judge this slice: {abstention_reason} Its mask is for reference only.")
     area_px = int(m.get("area_px") or 0)
     if area_px == 0:
         lines.append("No tumour was segmented" + (" on this slice." if slice_index is not None else "."))

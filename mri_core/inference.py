@@ -54,6 +54,9 @@ class SegPrediction:
     prob: np.ndarray  # tumour probability per pixel at the slice's own size
     mask: np.ndarray  # bool, prob >= threshold
     tumor_probability: float  # probability that the slice shows a tumour at all
+    reliable: bool = True  # False: the slice is unlike the training slices; the page says the model cannot judge it
+    reason: str = ""  # plain-language why, when not reliable
+    ood_score: float | None = None  # how far its features lie from the training slices' (reliability.OodDetector)
 
     @property
     def present(self) -> bool:
@@ -171,16 +174,38 @@ def segment(loaded: LoadedModel, slices: list[np.ndarray], volume: bool = False,
     """
     if not slices:
         return []
+    from mri_core.reliability import judge
+
     rule = loaded.card.segmentation_rule
     threshold = float(rule.threshold)
-    probs = segmentation_maps(lambda v: run_model(loaded, v), prepare_inputs(loaded, slices), tta)
+    probs, distances = _maps_and_distances(loaded, prepare_inputs(loaded, slices), tta)
     probs, scores = postprocess(probs, threshold, int(rule.top_k), volume)
     out = []
-    for s, p, score in zip(slices, probs, scores):
+    for s, p, score, distance in zip(slices, probs, scores, distances):
         full = np.clip(resize(p.astype(np.float32), s.shape[:2]), 0.0, 1.0)
         mask = lesion_mask(full[None], [score], threshold)[0]
-        out.append(SegPrediction(prob=full, mask=mask, tumor_probability=float(score)))
+        reliable, reason = judge("", distance, loaded.ood, None)
+        out.append(SegPrediction(prob=full, mask=mask, tumor_probability=float(score), reliable=reliable, reason=reason,
+                                 ood_score=None if distance is None else float(distance)))
     return out
+
+
+def _maps_and_distances(loaded: LoadedModel, x: np.ndarray, tta: bool) -> tuple[np.ndarray, list[float | None]]:
+    """(tumour maps (N, H, W), out-of-distribution distances or Nones): where the segmenter has a
+    detector, the pass that draws the maps also gives the features, of the slice as it is."""
+    if loaded.ood is None:
+        return segmentation_maps(lambda v: run_model(loaded, v), x, tta), [None] * len(x)
+    from mri_core.reliability import probs_and_features
+
+    features: list[np.ndarray] = []
+
+    def predict(views: np.ndarray) -> np.ndarray:  # the slices first, then (with tta) their mirrors
+        maps, feats = probs_and_features(loaded.features_model, views, batch=BATCH)
+        features.extend(f[: len(x)] for f in feats)
+        return maps
+
+    maps = segmentation_maps(predict, x, tta)
+    return maps, [float(d) for d in loaded.ood.distance(features)]
 
 
 # --------------------------------------------------------------------------- warnings

@@ -149,7 +149,7 @@ class Registry:
             detector = features = None
             if ood_path is not None and ood_path.exists():
                 detector = reliability.OodDetector.load(ood_path)
-                features = reliability.features_model(km, list(card.ood.layers))
+                features = reliability.features_model(km, list(card.ood.layers), card.ood.grid)
                 features.predict_on_batch(zeros)
         return LoadedModel(name=name, card=card, keras_model=km, path=path, ood=detector, features_model=features)
 

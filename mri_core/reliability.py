@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 OOD_FILE = "ood.npz"
 FEATURE_LAYER = "gap"  # the architectures' global average pool before dropout and the classifier
+SEGMENTER_GRID = 3  # a segmenter's feature maps are read as 3 x 3 cells (feature_layers)
 VAL_QUANTILE = 0.98  # the threshold lets 98 % of the in-distribution validation images through
 WILSON_Z = 1.645  # one-sided 95 %
 
@@ -98,24 +99,42 @@ def fit_detector(train_features: list[np.ndarray], train_labels, n_classes: int,
 
 
 def feature_layers(keras_model) -> list[str]:
-    """The layers whose features the detector reads: the last one at a quarter of the input's
-    resolution (edges and texture: what tells a CT, a photo or noise from an MRI slice) and the
-    penultimate pool (what the classifier itself sees)."""
+    """The layers whose features the detector reads. A classifier: the last layer at a quarter of the
+    input's resolution (edges and texture: what tells a CT, a photo or noise from an MRI slice) and
+    the penultimate pool (what it decides on). A segmenter: the encoder's first and last layers at a
+    quarter of the resolution, read on a grid (``SEGMENTER_GRID``): its bottleneck, averaged over the
+    slice, barely told T1 slices from the FLAIR it was trained on (docs/experiments.md)."""
     side = keras_model.input_shape[1]
-    early = [layer.name for layer in keras_model.layers
-             if len(layer.output.shape) == 4 and layer.output.shape[1] == side // 4]
-    return early[-1:] + [FEATURE_LAYER]
+    maps = [layer for layer in keras_model.layers if len(layer.output.shape) == 4]
+    if any(layer.name == FEATURE_LAYER for layer in keras_model.layers):
+        return [layer.name for layer in maps if layer.output.shape[1] == side // 4][-1:] + [FEATURE_LAYER]
+    deepest = min(layer.output.shape[1] for layer in maps)
+    encoder = maps[: next(i for i, layer in enumerate(maps) if layer.output.shape[1] == deepest)]
+    quarter = [layer.name for layer in encoder if layer.output.shape[1] == side // 4]
+    return [quarter[0], quarter[-1]]
 
 
-def features_model(keras_model, layers: list[str]):
-    """A model giving (probabilities, one feature vector per layer of ``layers``, spatially averaged)
-    in one pass; it shares the layers of ``keras_model`` and leaves it unchanged."""
+def feature_grid(keras_model) -> int | None:
+    """The grid a model's detector reads its feature maps on: ``SEGMENTER_GRID`` for a segmenter,
+    None (the average over the whole slice) for a classifier."""
+    return None if any(layer.name == FEATURE_LAYER for layer in keras_model.layers) else SEGMENTER_GRID
+
+
+def features_model(keras_model, layers: list[str], grid: int | None = None):
+    """A model giving (the model's output, one feature vector per layer of ``layers``) in one pass;
+    a feature map is averaged over the slice, or over each cell of a ``grid`` × ``grid`` layout
+    (where in the head a texture is). It shares the layers of ``keras_model`` and leaves it unchanged."""
     import keras
 
     outputs = []
     for name in layers:
         out = keras_model.get_layer(name).output
-        outputs.append(keras.layers.GlobalAveragePooling2D()(out) if len(out.shape) == 4 else out)
+        if len(out.shape) == 4 and grid:
+            cell = (out.shape[1] // grid, out.shape[2] // grid)
+            out = keras.layers.Flatten()(keras.layers.AveragePooling2D(pool_size=cell, strides=cell)(out))
+        elif len(out.shape) == 4:
+            out = keras.layers.GlobalAveragePooling2D()(out)
+        outputs.append(out)
     return keras.Model(keras_model.inputs, [keras_model.outputs[0], *outputs])
 
 

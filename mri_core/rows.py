@@ -70,14 +70,15 @@ def classifier_row(item: SliceItem, loaded, pred, warnings: list[str]) -> dict:
 
 
 def segmenter_row(item: SliceItem, loaded, seg, warnings: list[str]) -> dict:
-    """The row of a segmented slice: ``tumor`` when its tumour probability reaches the presence cut;
-    ``confidence`` is that probability or its complement; no TTA uncertainty."""
+    """The row of a segmented slice: ``tumor`` when its tumour probability reaches the presence cut, no
+    call where the slice is unlike the training slices; ``confidence`` is that probability or its
+    complement; no TTA uncertainty."""
     from mri_core.measure import measure
 
     m = measure(seg.mask, item.spacing_mm)
     tp = float(seg.tumor_probability)
-    row = _base(item, loaded, "tumor" if seg.present else "no tumor", True, warnings)
-    row.update({"confidence": tp if seg.present else 1.0 - tp, "uncertainty": np.nan, "reason": "",
+    row = _base(item, loaded, "tumor" if seg.present else "no tumor", seg.reliable, warnings)
+    row.update({"confidence": tp if seg.present else 1.0 - tp, "uncertainty": np.nan, "reason": seg.reason,
                 "tumor_probability": tp, "area_px": m.area_px, "area_mm2": np.nan if m.area_mm2 is None else m.area_mm2})
     probs = {"no tumor": 1.0 - tp, "tumor": tp}
     row.update({prob_column(c): probs.get(c, np.nan) for c in loaded.class_names})

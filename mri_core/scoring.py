@@ -65,7 +65,8 @@ def score_classifier(loaded: LoadedModel, data_dir: Path) -> dict:
 
 
 def score_lgg(loaded: LoadedModel, slices: list[LggSlice], channel: str | None = None) -> dict:
-    """Per-patient 3-D Dice and IoU, Dice over tumour slices, and slice-level detection.
+    """Per-patient 3-D Dice and IoU, Dice over tumour slices, slice-level detection, and the share of
+    slices the app would say it cannot judge (every mask is scored, held back or not).
     ``channel``: give the model only that sequence of each slice, grey (as a one-sequence upload)."""
     from mri_core.inference import segment
 
@@ -73,7 +74,7 @@ def score_lgg(loaded: LoadedModel, slices: list[LggSlice], channel: str | None =
     for s in slices:
         by_patient.setdefault(s.patient_id, []).append(s)
     patient_dice, patient_iou, tumor_slice_dice = [], [], []
-    scores, truth_present, pred_present = [], [], []
+    scores, truth_present, pred_present, held = [], [], [], []
     for pid, rows in by_patient.items():
         images = [read_image(r.image_path.read_bytes(), r.image_path.name).slices[0] for r in rows]
         if channel:
@@ -90,6 +91,7 @@ def score_lgg(loaded: LoadedModel, slices: list[LggSlice], channel: str | None =
             scores.append(p.tumor_probability)
             truth_present.append(has)
             pred_present.append(p.present)
+            held.append(not p.reliable)
             if has:
                 tumor_slice_dice.append(dice(p.mask, t))
     truth_present = np.asarray(truth_present)
@@ -104,6 +106,7 @@ def score_lgg(loaded: LoadedModel, slices: list[LggSlice], channel: str | None =
         "detection_accuracy": float((truth_present == pred_present).mean()),
         "false_positive_slices": int((pred_present & ~truth_present).sum()),
         "false_negative_slices": int((~pred_present & truth_present).sum()),
+        "abstained": float(np.mean(held)) if held else 0.0,  # slices unlike the training slices (masks scored all the same)
         "dice_per_patient": {pid: float(d) for pid, d in zip(by_patient, patient_dice)},
     }
 

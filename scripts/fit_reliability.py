@@ -1,4 +1,4 @@
-"""Fit a trained classifier's reliability checks again (out-of-distribution detector and the
+"""Fit a trained model's reliability checks again (out-of-distribution detector and, for a classifier, the
 better-than-chance rule, ``mri_core.reliability``) on its own split, and write them beside it.
 
     python -m scripts.fit_reliability NAME [NAME ...]
@@ -20,7 +20,7 @@ def main(argv=None) -> int:
     for name in p.parse_args(argv).names:
         record = refit_reliability(name)
         print(json.dumps({"name": name, "ood": record.ood.to_json(),
-                          "calls": {k: v.better_than_chance for k, v in record.calls.items()}}), flush=True)
+                          "calls": {k: v.better_than_chance for k, v in (record.calls or {}).items()}}), flush=True)
     return 0
 
 

@@ -602,6 +602,36 @@ def abstaining(monkeypatch):
     monkeypatch.setattr(inference, "classify_inputs", classify_inputs)
 
 
+@pytest.fixture
+def segmenter_abstaining(monkeypatch):
+    """The segmenter's abstention (a slice unlike the training slices) on the real tiny model's masks."""
+    from mri_core import inference
+
+    real = inference.segment
+
+    def segment(loaded, slices, volume=False, tta=True):
+        preds = real(loaded, slices, volume, tta)
+        for p in preds:
+            p.reliable, p.reason = False, "This slice's features are far from every training slice (test reason)."
+        return preds
+
+    monkeypatch.setattr(inference, "segment", segment)
+
+
+def test_a_slice_the_segmenter_cannot_judge_says_so_on_both_pages_and_in_the_reports(segmenter_abstaining, downloads):
+    at = open_page("views/predict.py")
+    at.radio(key="predict_task").set_value("lgg").run()
+    at.file_uploader(key="predict_upload").upload("odd.png", png_bytes(np.dstack([(phantom(seed=77) * 255).astype(np.uint8)] * 3))).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "cannot judge this slice" in at.error[0].value and "(test reason)" in at.error[0].value
+    assert metric(at, "Tumour present") == "no call"
+    order = [type(e).__name__ for e in _walk(at.main)]
+    assert order.index("Error") < order.index("Metric")
+    at.switch_page("views/mask.py").run()
+    assert not at.exception and "cannot judge this slice" in at.error[0].value and "Reading **odd.png**" in texts(at)
+    assert "The model cannot judge this slice: This slice's features" in downloads(at, "Report (text)").decode()
+
+
 def test_abstention_comes_first_and_the_call_only_on_request(abstaining):
     at = open_page("views/predict.py")
     at.file_uploader(key="predict_upload").upload("gradient.png", gray_png(43)).run()

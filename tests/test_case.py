@@ -126,3 +126,11 @@ def test_slice_mask_is_the_mask_as_it_stands_with_its_measurements():
     seg = case.slice_mask("m", 1)
     assert seg.edited and np.array_equal(seg.mask, edit) and seg.measurements.area_px == 200
     assert seg.tumour_probability == 0.9  # the model's: hand edits do not change it
+
+
+def test_slice_mask_says_where_the_model_cannot_judge_the_slice():
+    case = make_case()
+    assert case.slice_mask("m", 0).reason == "" and case.abstention("m", 0) == ""
+    n = case.stack.n_slices
+    case.set_model_result("m", np.zeros((n, 256, 256), bool), np.zeros(n), reasons=["", "far off"] + [""] * (n - 2))
+    assert case.slice_mask("m", 1).reason == "far off" and case.slice_mask("m", 0).reason == ""

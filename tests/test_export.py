@@ -344,3 +344,6 @@ def test_report_in_pixels_and_without_tumour():
     assert "spacing unknown" in text
     empty = export.report_text(measure(np.zeros((8, 8), bool)).as_dict(), "unet_lite", spacing_known=False, slice_index=3)
     assert "No tumour was segmented on this slice." in empty and "Slice: 4" in empty
+    assert "cannot judge" not in empty
+    held = export.report_text(m, "unet_lite", spacing_known=False, slice_index=3, abstention_reason="Far from training.")
+    assert "The model cannot judge this slice: Far from training. Its mask is for reference only." in held

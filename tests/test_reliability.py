@@ -147,3 +147,55 @@ def test_the_bundled_tumour_models_abstain_on_images_that_are_not_brain_mri(name
         if pred.reliable:
             called[kind] = f"{pred.label} {pred.confidence:.0%}"
     assert not called, f"{name} called non-brain images: {called}"
+
+
+# --------------------------------------------------------------------------- segmenters
+
+
+def test_segmenter_features_are_the_encoders_quarter_resolution_on_a_grid(segmenter):
+    """A segmenter has no pool: the encoder's first and last layers at a quarter of the resolution
+    (before the bottleneck, not the decoder's), read on a grid, as its training recorded."""
+    km = segmenter.keras_model
+    layers = R.feature_layers(km)
+    names = [layer.name for layer in km.layers]
+    side = km.input_shape[1]
+    deepest = min(l.output.shape[1] for l in km.layers if len(l.output.shape) == 4)
+    first_deep = next(i for i, l in enumerate(km.layers) if len(l.output.shape) == 4 and l.output.shape[1] == deepest)
+    assert len(layers) == 2 and names.index(layers[0]) < names.index(layers[1]) < first_deep
+    assert all(km.get_layer(n).output.shape[1] == side // 4 for n in layers)
+    assert R.feature_grid(km) == R.SEGMENTER_GRID and R.feature_grid(km) is not None
+    assert segmenter.card.ood.layers == tuple(layers) and segmenter.card.ood.grid == R.SEGMENTER_GRID
+    # one vector per layer: channels x cells (the tiny model's 8 px maps give 4 x 4 cells of 2 px)
+    out = R.features_model(km, layers, R.SEGMENTER_GRID)(np.zeros((1, *km.input_shape[1:]), np.float32))
+    cells = (side // 4 // (side // 4 // R.SEGMENTER_GRID)) ** 2
+    assert [o.shape[-1] for o in out[1:]] == [km.get_layer(n).output.shape[-1] * cells for n in layers]
+
+
+def test_segment_abstains_beyond_the_threshold_and_keeps_its_masks(segmenter):
+    from factories import phantom
+
+    images = [np.dstack([phantom(seed=i)] * 3) for i in range(3)]
+    preds = inference.segment(segmenter, images, volume=True)
+    assert all(p.reliable and p.ood_score is not None for p in preds)  # the tiny model's threshold is widened
+    strict = dataclasses.replace(segmenter, ood=dataclasses.replace(segmenter.ood, threshold=-1.0))
+    held = inference.segment(strict, images, volume=True)
+    assert all(not p.reliable and "unlike the images the model was trained on" in p.reason for p in held)
+    # The masks and probabilities do not depend on the check, nor on the features computed alongside.
+    plain = dataclasses.replace(segmenter, ood=None, features_model=None)
+    for a, b, c in zip(inference.segment(plain, images, volume=True), preds, held):
+        np.testing.assert_allclose(a.prob, b.prob, atol=1e-6)
+        assert np.array_equal(a.mask, c.mask) and a.tumor_probability == pytest.approx(c.tumor_probability)
+        assert a.reliable and a.ood_score is None
+
+
+def test_fit_segmenter_reliability_uses_tumour_and_clear_slices_as_classes(segmenter):
+    from factories import phantom
+    from mri_core.training.card import fit_segmenter_reliability
+
+    x = np.stack([np.dstack([phantom(32, 32, seed=i)] * 3) for i in range(12)]).astype(np.float32)
+    masks = np.zeros((12, 32, 32, 1), np.uint8)
+    masks[::2, 10:20, 10:20] = 1
+    record, det = fit_segmenter_reliability(segmenter.keras_model, x, masks, np.arange(8), np.arange(8, 12))
+    assert set(record) == {"ood"} and record["ood"]["layers"] == R.feature_layers(segmenter.keras_model)
+    assert len(det.means) == 2 and all(m.shape[0] == 2 for m in det.means)  # tumour / no tumour
+    assert record["ood"]["validation_abstained"] <= 0.25

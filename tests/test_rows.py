@@ -65,3 +65,13 @@ def test_frame_keeps_the_columns_order_and_types_with_error_rows():
 
 def test_no_items_no_rows(classifier):
     assert rows.score_rows(classifier, []) == []
+
+
+def test_a_segmented_slice_the_model_cannot_judge_has_no_call(segmenter):
+    import dataclasses
+
+    strict = dataclasses.replace(segmenter, ood=dataclasses.replace(segmenter.ood, threshold=-1.0))
+    b = ImageStack(slices=np.dstack([phantom(40, 40, seed=9)] * 3)[None], format="png")
+    (r,) = rows.score_rows(strict, rows.items_of(b, "b.png"))
+    assert r["prediction"] is None and r["top_class"] in ("tumor", "no tumor") and r["reliable"] is False
+    assert "unlike the images the model was trained on" in r["reason"]

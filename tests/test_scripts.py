@@ -87,3 +87,21 @@ def test_validation_folders_link_the_held_out_images_for_evaluate(synthetic_data
     rows = vf.link_lgg(tmp_path / "lgg", synthetic_data["lgg"])
     held_out = list_lgg(tmp_path / "lgg")
     assert rows == len(held_out) > 0 and {s.patient_id for s in held_out} == set(D.lgg_validation_patients(synthetic_data["lgg"]))
+
+
+def test_segmenter_shift_counts_wrong_held_back_and_flagged_calls(use_tiny_models, synthetic_data):
+    import dataclasses
+
+    from mri_core import models
+    from scripts import segmenter_shift
+
+    paths = [s.image_path for s in list_lgg(synthetic_data["lgg"])][:4]
+    loaded = {n: models.load(n) for n in (models.segmenter_for(True)[0], models.segmenter_for(False)[0])}
+    as_tumour = segmenter_shift.score_source(loaded, paths, tumour=True, flair_only=False)
+    as_clear = segmenter_shift.score_source(loaded, paths, tumour=False, flair_only=False)
+    assert as_tumour["n"] == as_clear["n"] == 4 and as_tumour["wrong"] + as_clear["wrong"] == 4
+    assert as_tumour["abstained"] == 0.0  # the tiny models' thresholds are widened (conftest.make_lenient)
+    strict = {n: dataclasses.replace(m, ood=dataclasses.replace(m.ood, threshold=-1.0)) for n, m in loaded.items()}
+    held = segmenter_shift.score_source(strict, paths, tumour=True, flair_only=True)
+    assert held["abstained"] == 1.0 and held["wrong_abstained"] == held["wrong"] and held["wrong_not_flagged"] == 0
+    assert held["models"] == [models.segmenter_for(True)[0]]  # the FLAIR channel alone is a grey upload

@@ -294,12 +294,13 @@ def patient_details(stack: ImageStack, key: str) -> None:
 @st.cache_data(show_spinner="Segmenting…", max_entries=16)
 def _segment_volume(_loaded: models.LoadedModel, _stack: ImageStack, content: str, model_path: str):
     preds = inference.segment(_loaded, [_stack.slice(k) for k in range(_stack.n_slices)], volume=True)
-    return np.stack([p.mask for p in preds]), np.asarray([p.tumor_probability for p in preds])
+    return np.stack([p.mask for p in preds]), np.asarray([p.tumor_probability for p in preds]), tuple(p.reason for p in preds)
 
 
-def segment_volume(loaded: models.LoadedModel, stack: ImageStack, content: str) -> tuple[np.ndarray, np.ndarray]:
-    """Masks (n, H, W) and tumour probabilities of a whole file segmented as one volume (its
-    main lesion kept), cached per content hash and model so the slice slider does not recompute it."""
+def segment_volume(loaded: models.LoadedModel, stack: ImageStack, content: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """Masks (n, H, W), tumour probabilities and the reasons the model cannot judge a slice ("" where
+    it can) of a whole file segmented as one volume (its main lesion kept), cached per content hash
+    and model so the slice slider does not recompute it."""
     return _segment_volume(loaded, stack, content, str(loaded.path))
 
 

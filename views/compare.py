@@ -58,7 +58,7 @@ for n, c in cards.items():
     else:
         row.update({k: getattr(v, k) for k in ("accuracy", "balanced_accuracy", "macro_f1", "auc_macro", "ece")})
         row["temperature"] = c.calibration.temperature if c.calibration else None
-        row["abstained on validation"] = c.ood.validation_abstained if c.ood else None
+    row["abstained on validation"] = c.ood.validation_abstained if c.ood else None
     row["validation split"] = f"{c.split.kind}; n={c.split.n_val}"
     rows.append(row)
 st.dataframe(side_by_side(rows), width="stretch", height="content")

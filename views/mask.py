@@ -52,6 +52,9 @@ case_segmentation(case, loaded)
 model = loaded.name
 index = slice_picker(case, key="mask_slice")
 image = stack.slice(index)
+if case.abstention(model, index):  # first, as a classifier's abstention
+    st.error(f"The model cannot judge this slice. {case.abstention(model, index)} Its mask below is for reference "
+             "only: read the slice yourself, or draw the mask by hand.", icon="🚫")
 warnings = inference.input_warnings(image, loaded, None, stack.modality)
 for w in warnings:
     st.warning(w)
@@ -160,15 +163,16 @@ elif case.truth_masks:
 
 st.subheader("Download")
 report = export.report_text(m.as_dict(), model, stack.spacing_mm is not None, volume_ml=vol, slice_index=index,
-                            file_name=case.name, date=case.opened, edited=edited, dice=dice_value, n_slices=stack.n_slices)
+                            file_name=case.name, date=case.opened, edited=edited, dice=dice_value, n_slices=stack.n_slices,
+                            abstention_reason=seg.reason)
 d1, d2, d3, d4, d5 = st.columns(5)
 d1.download_button("Mask (PNG)", export.mask_png(mask), "mask.png", "image/png", key="dl_png", on_click="ignore")
 d2.download_button("Masks (NIfTI)", export.mask_nifti(all_masks, stack), "mask.nii.gz", "application/gzip", key="dl_nii",
                    on_click="ignore")
 if stack.format == "dicom" and stack.dicom_sources:
     try:
-        seg = export.mask_dicom_seg(all_masks, stack, "MRI Insight " + model, "1")
-        d3.download_button("DICOM SEG", seg, "mask_seg.dcm", "application/dicom", key="dl_seg", on_click="ignore")
+        seg_file = export.mask_dicom_seg(all_masks, stack, "MRI Insight " + model, "1")
+        d3.download_button("DICOM SEG", seg_file, "mask_seg.dcm", "application/dicom", key="dl_seg", on_click="ignore")
     except ValueError as exc:
         d3.caption(f"DICOM SEG unavailable: {exc}")
 d4.download_button("Report (text)", report.encode(), "report.txt", "text/plain", key="dl_report", on_click="ignore")
@@ -176,7 +180,7 @@ pdf_download(d5, CaseReport(
     file_name=case.name, date=case.opened, model_name=model, model_card=model_card(model), image=overlay,
     image_caption=f"Slice {index + 1} of {stack.n_slices}, " + ("mask edited by hand" if edited else "the model's mask"),
     slice_index=index, n_slices=stack.n_slices, measurements=m.as_dict(), spacing_known=stack.spacing_mm is not None,
-    volume_ml=vol, dice=dice_value, edited=edited,
+    volume_ml=vol, dice=dice_value, edited=edited, abstained=bool(seg.reason), abstention_reason=seg.reason,
     warnings=warnings), stack, key="dl_pdf")
 with st.expander("Report"):
     st.code(report, language=None)

@@ -120,9 +120,11 @@ def show_segmentation(case, index: int, reading) -> None:
     image = case.stack.slice(index)
     # The whole file as one volume, as on the mask page and in the table, so all three agree.
     case_segmentation(case, loaded)
+    seg = case.slice_mask(loaded.name, index)
+    if seg.reason:  # first, as a classifier's abstention
+        st.error(f"The model cannot judge this slice. {seg.reason} Its mask below is for reference only.", icon="🚫")
     for w in analysis(case, index).warnings:
         st.warning(w)
-    seg = case.slice_mask(loaded.name, index)
     left, right = st.columns(2)
     left.image(slice_view(case, image, reading), caption=f"Uploaded slice {index + 1} of {case.stack.n_slices}", width="stretch")
     overlay = mask_overlay(window_level(image, reading.level, reading.width), seg.mask)
@@ -130,7 +132,7 @@ def show_segmentation(case, index: int, reading) -> None:
                 width="stretch")
     m = seg.measurements
     c = st.columns(4)
-    c[0].metric("Tumour present", "yes" if seg.tumour_probability >= segmentation.PRESENCE_CUT else "no")
+    c[0].metric("Tumour present", "no call" if seg.reason else "yes" if seg.tumour_probability >= segmentation.PRESENCE_CUT else "no")
     c[1].metric("Tumour probability", f"{seg.tumour_probability:.0%}")
     c[2].metric("Area", f"{m.area_mm2:.0f} mm²" if m.area_mm2 is not None else f"{m.area_px} px")
     c[3].metric("Lesions", m.n_lesions)

@@ -17,7 +17,7 @@ from mri_core.inference import segmentation_maps
 from mri_core.scoring import score_lgg
 from mri_core.segmentation import fit_intensity, per_patient_dice, presence_rule, scored_patient_dice
 from mri_core.training.augment import AugmentedBatches
-from mri_core.training.card import finish, interim_card, interim_model
+from mri_core.training.card import finish, fit_segmenter_reliability, interim_card, interim_model
 from mri_core.training.loop import checkpoint_path, fit, load_weights_across_channels, optimizer
 
 
@@ -102,4 +102,6 @@ def train_segmenter(args, task, arch) -> Card:
     card.update(segmentation=rule.to_json())
     val_slices = [s for s in list_lgg(data_dir) if s.patient_id in set(split["val_patients"])]
     report = score_lgg(interim_model(args, card, best, ckpt), val_slices)
-    return finish(args, arch, card, split, fitted, {"validation": report})
+    reliability, detector = fit_segmenter_reliability(best, x, m, tr, va)
+    card.update(reliability=reliability)
+    return finish(args, arch, card, split, fitted, {"validation": report}, detector)
