@@ -211,6 +211,7 @@ def test_many_files_stay_open_across_pages_until_closed():
     assert at.selectbox(key="predict_detail").value == 1 and current_case(at).name == "b.png"
     at.button(key="predict_brain_tumor_close_files").click().run()
     assert not at.exception and not at.dataframe and at.selectbox(key="predict_brain_tumor_sample")
+    assert "Reading the 3 files" not in texts(at)  # closed before the run: no box offering to close them
 
 
 def test_predict_lgg_many_slices_table():
@@ -549,7 +550,7 @@ def test_the_open_scan_can_be_closed_for_the_samples():
     at.switch_page("views/activations.py").run()
     assert not at.exception and "Reading **mine.png**" in texts(at)
     at.button(key="act_brain_tumor_close").click().run()
-    assert not at.exception and at.selectbox(key="act_brain_tumor_sample")
+    assert not at.exception and at.selectbox(key="act_brain_tumor_sample") and "Reading **mine.png**" not in texts(at)
 
 
 def test_activation_viewer_on_the_segmenter_default_layer_has_no_channel_slider():

@@ -290,3 +290,29 @@ def test_mask_brush_eraser_reset_and_downloads_agree_pixel_for_pixel(app, page, 
     _downloads_agree(page, model_area, tmp_path, "reset")
     _stays(page, model_area)
     no_exception(page)
+
+
+def test_choices_and_files_survive_a_visit_to_another_page(app, page):
+    """Streamlit forgets a widget whenever another page runs; the app keeps the task and the files."""
+    open_predict(page, app)
+    scans = [str(p) for p in sorted((SAMPLES / "brain_tumor").glob("*/*.jpg"))[:3]]
+    page.locator(UPLOAD_INPUT).set_input_files(scans)
+    table = page.locator('[data-testid="stDataFrame"]')
+    expect(table).to_be_visible()
+    page.wait_for_function(IDLE, timeout=WAIT_MS, polling=200)
+    page.locator(".st-key-predict_task").get_by_text("Dementia stage", exact=True).click()
+    page.wait_for_function(IDLE, timeout=WAIT_MS, polling=200)
+    expect(table).to_be_visible()
+
+    page.locator('[data-testid="stSidebarNav"]').get_by_text("Model comparison", exact=True).click()
+    expect(page.locator("h1").first).to_have_text("Model comparison")
+    page.wait_for_function(IDLE, timeout=WAIT_MS, polling=200)
+    page.locator('[data-testid="stSidebarNav"]').get_by_text("Upload & predict", exact=True).click()
+    expect(page.get_by_text("Reading the 3 files dropped here earlier")).to_be_visible()
+    page.wait_for_function(IDLE, timeout=WAIT_MS, polling=200)
+    expect(page.locator(".st-key-predict_task").get_by_role("radio", name="Dementia stage")).to_be_checked()
+    expect(table).to_be_visible()
+    page.get_by_text("Close these files", exact=True).click()
+    expect(page.get_by_text("Reading the 3 files dropped here earlier")).to_have_count(0)
+    expect(table).to_have_count(0)
+    no_exception(page)

@@ -199,11 +199,16 @@ def _kept_upload(widget_key: str, close_key: str) -> tuple[tuple[str, bytes], ..
         return None
     c1, c2 = st.columns([4, 1])
     c1.info(f"Reading the {len(files)} files dropped here earlier in this session. Drop others above to read them instead.")
-    if c2.button("Close these files", key=close_key):
-        st.session_state.pop(f"{widget_key}_kept", None)
-        st.session_state.pop("case", None)
-        return None
+    c2.button("Close these files", key=close_key, on_click=_close, args=(widget_key,))
     return files
+
+
+def _close(widget_key: str | None = None) -> None:
+    """The user closed the open scan (and the files kept for ``widget_key``): forgotten before the
+    page runs again, so that run draws neither them nor the box that offered to close them."""
+    if widget_key:
+        st.session_state.pop(f"{widget_key}_kept", None)
+    st.session_state.pop("case", None)
 
 
 def choose_inputs(task: str, key: str, multiple: bool = True, upload_key: str | None = None) -> list[Input]:
@@ -234,9 +239,8 @@ def choose_inputs(task: str, key: str, multiple: bool = True, upload_key: str | 
         c1, c2 = st.columns([4, 1])
         c1.info(f"Reading **{case.name}** from this session (slice {case.index + 1} of {case.stack.n_slices}). "
                 "Drop another file above to read it instead.")
-        if not c2.button("Close this scan", key=f"{key}_close"):
-            return [Input(case.name, case.stack, key=case.key, truth=case.truth, mask_path=case.truth_mask_path)]
-        st.session_state.pop("case", None)
+        c2.button("Close this scan", key=f"{key}_close", on_click=_close)
+        return [Input(case.name, case.stack, key=case.key, truth=case.truth, mask_path=case.truth_mask_path)]
     samples = list_samples(task)
     if not samples:
         st.info("Upload a file to begin.")
