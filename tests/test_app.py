@@ -224,6 +224,19 @@ def test_predict_lgg_many_slices_table():
     assert {"tumor_probability", "area_px"} <= set(at.dataframe[0].value.columns)
 
 
+def test_a_mixed_grey_and_colour_upload_gets_the_one_sequence_model():
+    # The three-sequence model would read a grey file as three equal sequences: any grey file decides.
+    at = open_page("views/predict.py")
+    at.radio(key="predict_task").set_value("lgg").run()
+    rgb = np.dstack([(phantom(seed=81) * 255).astype(np.uint8)] * 3)
+    rgb[..., 0] //= 2  # a real colour composite: the channels differ
+    up = at.file_uploader(key="predict_upload")
+    up.upload("composite.png", png_bytes(rgb)).upload("t1.png", gray_png(82)).run()
+    assert not at.exception
+    assert at.selectbox(key="predict_model_lgg_grey").value == "lgg_flair_unet_lite"
+    assert "Some files are in colour" in texts(at) and len(at.dataframe[0].value) == 2
+
+
 def test_patient_details_hidden_until_asked():
     at = open_page("views/predict.py")
     at.file_uploader(key="predict_upload").upload("p.dcm", dicom_bytes((phantom() * 900).astype(np.uint16))).run()

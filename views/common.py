@@ -110,17 +110,22 @@ def model_picker(task: str, key: str, label: str = "Model") -> models.LoadedMode
     return get_model(name)
 
 
-def segmenter_picker(stack: ImageStack, key: str) -> models.LoadedModel:
-    """The tumour-mask model for this upload: the one ``models.segmenter_for`` picks (a grey upload
-    gets a one-sequence model), said and why; the user can still pick another. Grey and colour
-    uploads keep separate choices, so a new grey upload is not held to a colour upload's model."""
-    grey = not stack.is_color
+def segmenter_picker(stacks: list[ImageStack], key: str) -> models.LoadedModel:
+    """The tumour-mask model for this upload: the one ``models.segmenter_for`` picks (an upload with
+    any grey file gets a one-sequence model, which reads a colour file's own channel of that
+    sequence; the three-sequence model would read a grey file as three equal sequences), said and
+    why; the user can still pick another. Grey and colour uploads keep separate choices, so a new
+    grey upload is not held to a colour upload's model."""
+    grey = any(not stack.is_color for stack in stacks)
     suggested, why = models.segmenter_for(grey=grey)
     names = models.list_models("lgg")
     name = st.selectbox("Model", names, index=names.index(suggested), key=f"{key}_grey" if grey else key,
                         format_func=lambda n: f"{n} (chosen for this upload)" if n == suggested else n)
     if name == suggested:
         (st.warning if grey and not model_card(name).is_single_sequence else st.caption)(why)
+        if grey and any(stack.is_color for stack in stacks) and model_card(name).is_single_sequence:
+            st.caption("Some files are in colour (three sequences): this model reads their channel of its sequence, "
+                       "so every file is read the same way.")
     else:
         st.caption(f"You chose {name}. For this upload the app would use {suggested}: {why}")
     return get_model(name)

@@ -42,7 +42,7 @@ if len(inputs) > 1 and all(i.stack.n_slices == 1 for i in inputs) and st.toggle(
         st.error(f"The slices cannot be joined: {exc}")
 case = open_case(file_picker(inputs, "File", key="mask_file") if len(inputs) > 1 else inputs[0])
 stack = case.stack
-loaded = segmenter_picker(stack, key="mask_model")
+loaded = segmenter_picker([stack], key="mask_model")
 if case.sample:
     st.caption(f"Bundled sample **{case.name}** from our validation split, not a patient's scan: drop a file above to read yours.")
 show_notes(stack)

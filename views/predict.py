@@ -33,7 +33,7 @@ inputs = show_errors(choose_inputs(task, key=f"predict_{task}", upload_key="pred
 if not inputs:
     st.stop()
 if segmenter:  # the mask model depends on the upload: a grey one gets a one-sequence (FLAIR) model
-    loaded = segmenter_picker(inputs[0].stack, key=f"predict_model_{task}")
+    loaded = segmenter_picker([i.stack for i in inputs], key=f"predict_model_{task}")
 
 
 @st.cache_data(show_spinner="Predicting…", max_entries=64)
