@@ -282,20 +282,10 @@ def _size(px: float, mm: float | None, use_mm: bool) -> str:
     return f"{mm:.1f} mm ({px:.1f} px)" if use_mm and mm is not None else f"{px:.1f} px"
 
 
-def report_text(
-    measurements: dict,
-    model_name: str,
-    spacing_known: bool,
-    volume_ml: float | None = None,
-    slice_index: int | None = None,
-    *,
-    file_name: str | None = None,
-    date: str | None = None,
-    edited: bool = False,
-    dice: float | None = None,
-    n_slices: int | None = None,
-    abstention_reason: str = "",
-) -> str:
+def report_text(measurements: dict, model_name: str, spacing_known: bool, volume_ml: float | None = None,
+                slice_index: int | None = None, *, file_name: str | None = None, date: str | None = None,
+                edited: bool = False, dice: float | None = None, n_slices: int | None = None,
+                abstention_reason: str = "") -> str:
     """A short plain-text report of one result: file, date, model, measurements, and what it is for.
 
     ``measurements`` is :meth:`mri_core.measure.Measurements.as_dict`; ``slice_index`` is
