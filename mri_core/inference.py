@@ -174,7 +174,7 @@ def segment(loaded: LoadedModel, slices: list[np.ndarray], volume: bool = False,
     """
     if not slices:
         return []
-    from mri_core.reliability import judge
+    from mri_core.reliability import ood_reason
 
     rule = loaded.card.segmentation_rule
     threshold = float(rule.threshold)
@@ -184,8 +184,8 @@ def segment(loaded: LoadedModel, slices: list[np.ndarray], volume: bool = False,
     for s, p, score, distance in zip(slices, probs, scores, distances):
         full = np.clip(resize(p.astype(np.float32), s.shape[:2]), 0.0, 1.0)
         mask = lesion_mask(full[None], [score], threshold)[0]
-        reliable, reason = judge("", distance, loaded.ood, None)
-        out.append(SegPrediction(prob=full, mask=mask, tumor_probability=float(score), reliable=reliable, reason=reason,
+        reason = ood_reason(distance, loaded.ood) or ""
+        out.append(SegPrediction(prob=full, mask=mask, tumor_probability=float(score), reliable=not reason, reason=reason,
                                  ood_score=None if distance is None else float(distance)))
     return out
 

@@ -191,16 +191,24 @@ def modality_reason(modality: str) -> str | None:
     return f"This DICOM says its modality is {modality}, not MR: the models were trained on MRI only."
 
 
+def ood_reason(ood_distance: float | None, detector: OodDetector | None) -> str | None:
+    """Why an image lies too far from the training images' features for the model to judge it, or None."""
+    if detector is None or ood_distance is None or ood_distance <= detector.threshold:
+        return None
+    return (f"This image is unlike the images the model was trained on: its features lie "
+            f"{ood_distance / detector.threshold:.1f}× as far from them as the limit that 98 % of validation "
+            "images stay within. It may not be a brain MRI slice of a kind this model knows, so its answer "
+            "would be a guess.")
+
+
 def judge(label: str, ood_distance: float | None, detector: OodDetector | None, calls: dict[str, CallRecord] | None,
           balanced_accuracy: float | None = None, modality: str = "unknown") -> tuple[bool, str]:
     """(reliable, reason) for one call."""
     if modality_reason(modality):
         return False, modality_reason(modality) + " Its answer would be a guess."
-    if detector is not None and ood_distance is not None and ood_distance > detector.threshold:
-        return False, (f"This image is unlike the images the model was trained on: its features lie "
-                       f"{ood_distance / detector.threshold:.1f}× as far from them as the limit that 98 % of validation "
-                       "images stay within. It may not be a brain MRI slice of a kind this model knows, so its answer "
-                       "would be a guess.")
+    far = ood_reason(ood_distance, detector)
+    if far:
+        return False, far
     if calls and label in calls and not calls[label].better_than_chance:
         c = calls[label]
         extra = f" (balanced accuracy on new subjects {balanced_accuracy:.0%})" if balanced_accuracy is not None else ""

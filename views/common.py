@@ -131,6 +131,12 @@ def segmenter_picker(stacks: list[ImageStack], key: str) -> models.LoadedModel:
     return get_model(name)
 
 
+def mask_abstention(reason: str, advice: str = "") -> None:
+    """The box that comes first where the mask model cannot judge the slice (``SliceMask.reason``)."""
+    if reason:
+        st.error(f"The model cannot judge this slice. {reason} Its mask below is for reference only{advice}.", icon="🚫")
+
+
 MAX_CASES = 3  # cases kept per session (the current one and the last two files looked at): bounded memory
 
 
@@ -194,18 +200,21 @@ def _as_inputs(files: tuple[tuple[str, bytes], ...]) -> list[Input]:
             for label, result, key in _read(files)]
 
 
-def _kept_upload(widget_key: str, close_key: str) -> tuple[tuple[str, bytes], ...] | None:
+def _kept_upload(widget_key: str, close_key: str) -> list[Input] | None:
     """The several files last dropped on this uploader, while the session's open scan is one of them:
     Streamlit empties an uploader whenever another page runs, and a table of 40 slices should not be
     lost to a look at the mask page. None once the user closes them or opens another scan."""
     files = st.session_state.get(f"{widget_key}_kept")
     case = current_case()
-    if not files or case is None or case.key not in {k for _, _, k in _read(files)}:
+    if not files or case is None:
+        return None
+    inputs = _as_inputs(files)  # read (from the cache) once: hashing the files' bytes is the cost
+    if case.key not in {i.key for i in inputs}:
         return None
     c1, c2 = st.columns([4, 1])
     c1.info(f"Reading the {len(files)} files dropped here earlier in this session. Drop others above to read them instead.")
     c2.button("Close these files", key=close_key, on_click=_close, args=(widget_key,))
-    return files
+    return inputs
 
 
 def _close(widget_key: str | None = None) -> None:
@@ -237,7 +246,7 @@ def choose_inputs(task: str, key: str, multiple: bool = True, upload_key: str | 
         return _as_inputs(files)
     kept = _kept_upload(widget_key, close_key=f"{key}_close_files")
     if kept:
-        return _as_inputs(kept)
+        return kept
     case = current_case()
     if case is not None and not case.sample:
         # The scan opened on another page (or before a task switch) stays open until closed.

@@ -20,8 +20,8 @@ from mri_core.measure import volume_ml
 from mri_core.metrics import dice
 from mri_core.report import CaseReport
 from views.common import (
-    Input, case_segmentation, choose_inputs, file_picker, model_card, open_case, page_header, patient_details, pdf_download,
-    reading_controls, segmenter_picker, show_errors, show_notes, slice_picker,
+    Input, case_segmentation, choose_inputs, file_picker, mask_abstention, model_card, open_case, page_header,
+    patient_details, pdf_download, reading_controls, segmenter_picker, show_errors, show_notes, slice_picker,
 )
 
 CANVAS = 384  # on-screen canvas side; masks are resized back to the slice with nearest neighbour
@@ -52,9 +52,7 @@ case_segmentation(case, loaded)
 model = loaded.name
 index = slice_picker(case, key="mask_slice")
 image = stack.slice(index)
-if case.abstention(model, index):  # first, as a classifier's abstention
-    st.error(f"The model cannot judge this slice. {case.abstention(model, index)} Its mask below is for reference "
-             "only: read the slice yourself, or draw the mask by hand.", icon="🚫")
+mask_abstention(case.abstention(model, index), ": read the slice yourself, or draw the mask by hand")  # first
 warnings = inference.input_warnings(image, loaded, None, stack.modality)
 for w in warnings:
     st.warning(w)

@@ -19,8 +19,8 @@ from mri_core.display import display_name, display_order
 from mri_core.report import CaseReport
 from mri_core.tasks import TASKS
 from views.common import (
-    case_segmentation, choose_inputs, file_picker, model_picker, open_case, page_header, patient_details,
-    pdf_download, reading_controls, segmenter_picker, show_errors, show_notes, slice_picker, task_picker,
+    case_segmentation, choose_inputs, file_picker, mask_abstention, model_picker, open_case, page_header,
+    patient_details, pdf_download, reading_controls, segmenter_picker, show_errors, show_notes, slice_picker, task_picker,
 )
 
 page_header(__file__)
@@ -121,8 +121,7 @@ def show_segmentation(case, index: int, reading) -> None:
     # The whole file as one volume, as on the mask page and in the table, so all three agree.
     case_segmentation(case, loaded)
     seg = case.slice_mask(loaded.name, index)
-    if seg.reason:  # first, as a classifier's abstention
-        st.error(f"The model cannot judge this slice. {seg.reason} Its mask below is for reference only.", icon="🚫")
+    mask_abstention(seg.reason)  # first, as a classifier's abstention
     for w in analysis(case, index).warnings:
         st.warning(w)
     left, right = st.columns(2)
