@@ -149,6 +149,24 @@ def test_the_bundled_tumour_models_abstain_on_images_that_are_not_brain_mri(name
     assert not called, f"{name} called non-brain images: {called}"
 
 
+@pytest.mark.parametrize("name", ["lgg_unet_lite", "lgg_flair_unet_lite", "lgg_resunet"])
+def test_the_bundled_mask_models_hold_back_or_warn_on_images_that_are_not_brain_mri(name):
+    """The same nine images: each mask model holds its call back (features far from its training
+    slices) or the page warns (a CT file's modality); none gets a plain "tumour" / "no tumour"."""
+    from factories import non_brain_images
+    from mri_core.models import load
+
+    loaded = load(name, BUNDLED)
+    plain, held = {}, 0
+    for kind, (image, modality) in non_brain_images().items():
+        pred = inference.segment(loaded, [image])[0]
+        held += not pred.reliable
+        if pred.reliable and not inference.input_warnings(image, loaded, None, modality):
+            plain[kind] = f"{'tumour' if pred.present else 'no tumour'} {pred.tumor_probability:.0%}"
+    assert not plain, f"{name} answered non-brain images plainly: {plain}"
+    assert held >= 8  # measured: all nine held back, but for lgg_unet_lite's 512 px CT (warned)
+
+
 # --------------------------------------------------------------------------- segmenters
 
 
