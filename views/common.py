@@ -388,3 +388,11 @@ def cross_source_rows(cards: dict[str, Card]) -> list[dict]:
                          "wrong calls abstained or warned": pct(block.wrong_abstained_or_warned),
                          "images": block.n, "split": block.split})
     return rows
+
+
+def current_identity():
+    """The session's user (``mri_core.access.Identity``): set by the sign-in gate in ``app.py``;
+    single-user mode (no sign-in configured) is ``access.SINGLE_USER``."""
+    from mri_core.access import SINGLE_USER
+
+    return st.session_state.get("identity", SINGLE_USER)
