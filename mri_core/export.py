@@ -165,8 +165,15 @@ def mask_nifti(masks: np.ndarray, stack: ImageStack) -> bytes:
 # --------------------------------------------------------------------------- DICOM SEG
 
 
-def _geometry_only(ds):
-    """A copy of a source header with only identity, pixel layout and geometry."""
+# The patient and study modules, kept (with the geometry) in a SEG that goes back to the PACS the
+# scan came from (``deidentify=False``): the PACS files it with the patient's study.
+_PATIENT_STUDY = ("PatientName", "PatientID", "IssuerOfPatientID", "PatientBirthDate", "PatientSex", "PatientAge",
+                  "StudyDate", "StudyTime", "StudyID", "AccessionNumber", "ReferringPhysicianName", "StudyDescription")
+
+
+def _geometry_only(ds, keep_patient: bool = False):
+    """A copy of a source header with only identity, pixel layout and geometry (and, with
+    ``keep_patient``, the patient and study modules)."""
     dataset = require("pydicom.dataset", "pydicom")
     Dataset, FileMetaDataset = dataset.Dataset, dataset.FileMetaDataset
     ExplicitVRLittleEndian = require("pydicom.uid", "pydicom").ExplicitVRLittleEndian
@@ -176,7 +183,10 @@ def _geometry_only(ds):
         if keyword in ds:
             out[keyword] = copy.deepcopy(ds[keyword])  # highdicom adds elements to the SEG as they are
     for keyword in _EMPTY_TYPE2:
-        setattr(out, keyword, "")
+        setattr(out, keyword, copy.deepcopy(ds[keyword].value) if keep_patient and keyword in ds else "")
+    for keyword in _PATIENT_STUDY if keep_patient else ():
+        if keyword in ds:
+            out[keyword] = copy.deepcopy(ds[keyword])
     out.file_meta = FileMetaDataset()
     out.file_meta.TransferSyntaxUID = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None) or ExplicitVRLittleEndian
     return out
@@ -213,8 +223,9 @@ def _check_seg_sources(m: np.ndarray, stack: ImageStack) -> list:
     return sources
 
 
-def _tumour_segment(hd, codes, algorithm_name: str, algorithm_version: str):
-    """The SEG's one segment: a tumour, drawn automatically by this app's model."""
+def _tumour_segment(hd, codes, algorithm_name: str, algorithm_version: str, edited: bool = False):
+    """The SEG's one segment: a tumour, drawn by this app's model (SEMIAUTOMATIC once a person
+    corrected it by hand)."""
     algorithm = hd.AlgorithmIdentificationSequence(
         name=algorithm_name,
         version=algorithm_version,
@@ -225,17 +236,22 @@ def _tumour_segment(hd, codes, algorithm_name: str, algorithm_version: str):
         segment_label="Tumor",
         segmented_property_category=codes.SCT.MorphologicallyAbnormalStructure,
         segmented_property_type=codes.SCT.Neoplasm,
-        algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+        algorithm_type=hd.seg.SegmentAlgorithmTypeValues.SEMIAUTOMATIC if edited else hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
         algorithm_identification=algorithm,
     )
 
 
-def mask_dicom_seg(masks: np.ndarray, stack: ImageStack, algorithm_name: str, algorithm_version: str) -> bytes:
+def mask_dicom_seg(masks: np.ndarray, stack: ImageStack, algorithm_name: str, algorithm_version: str, *,
+                   edited: bool = False, creator: str = "", deidentify: bool = True,
+                   series_description: str = "MRI Insight tumour segmentation") -> bytes:
     """Masks (n, H, W) as a binary DICOM Segmentation referencing the stack's DICOM sources.
 
     Works for a series of single-frame images (one source per slice) and for one multi-frame
     image. The SEG carries the study and frame-of-reference UIDs (so PACS and viewers file it
-    with the scan) but no patient identifiers.
+    with the scan) but no patient identifiers. ``edited``: a person corrected the mask
+    (SegmentAlgorithmType SEMIAUTOMATIC). ``deidentify=False`` (the SEG goes back to the PACS the
+    scan came from, ``mri_core.pacs``): the patient and study modules are kept, and ``creator`` (the
+    editor's name) is written as ContentCreatorName.
     """
     if stack.format != "dicom" or not stack.dicom_sources:
         raise ValueError(
@@ -248,10 +264,10 @@ def mask_dicom_seg(masks: np.ndarray, stack: ImageStack, algorithm_name: str, al
     codes = require("pydicom.sr.codedict", "pydicom").codes
     try:
         seg = hd.seg.Segmentation(
-            source_images=[_geometry_only(ds) for ds in sources],
+            source_images=[_geometry_only(ds, keep_patient=not deidentify) for ds in sources],
             pixel_array=m,
             segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
-            segment_descriptions=[_tumour_segment(hd, codes, algorithm_name, algorithm_version)],
+            segment_descriptions=[_tumour_segment(hd, codes, algorithm_name, algorithm_version, edited)],
             series_instance_uid=hd.UID(),
             series_number=900,  # high, so viewers list it after the scanner's own series
             sop_instance_uid=hd.UID(),
@@ -260,7 +276,8 @@ def mask_dicom_seg(masks: np.ndarray, stack: ImageStack, algorithm_name: str, al
             manufacturer_model_name=algorithm_name,
             software_versions=algorithm_version,
             device_serial_number="none",
-            series_description="MRI Insight tumour segmentation",
+            series_description=series_description,
+            content_creator_name=(creator or None) if not deidentify else None,
             # Keep every frame: readers then find one SEG frame per source frame, and an
             # all-empty result is still a valid (empty) segmentation.
             omit_empty_frames=False,
@@ -269,7 +286,8 @@ def mask_dicom_seg(masks: np.ndarray, stack: ImageStack, algorithm_name: str, al
         raise ValueError(f"These DICOM images cannot carry a DICOM Segmentation ({exc}). Export the mask as NIfTI instead.") from exc
     if int(seg.NumberOfFrames) != m.shape[0]:
         raise ValueError(f"The DICOM Segmentation came out with {seg.NumberOfFrames} frames for {m.shape[0]} slices.")
-    _scrub(seg)
+    if deidentify:
+        _scrub(seg)
     buf = io.BytesIO()
     seg.save_as(buf)
     return buf.getvalue()
