@@ -648,6 +648,19 @@ def _kind(ds) -> str:
     return {"SEG": "SEG", "SR": "SR", "DOC": "PDF"}.get(str(ds.Modality), str(ds.Modality))
 
 
+def _not_listed(client, datasets: list) -> set[str]:
+    """The SOP instance UIDs of objects the PACS acknowledged but does not list: a storage policy
+    may drop an object after the STOW-RS answer said it was taken (Orthanc 1.10's DICOMweb plugin
+    reports an object its Lua filter refused as stored)."""
+    missing = set()
+    for ds in datasets:
+        found = client.search_for_instances(str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID),
+                                            search_filters={"SOPInstanceUID": str(ds.SOPInstanceUID)})
+        if not found:
+            missing.add(str(ds.SOPInstanceUID))
+    return missing
+
+
 def store(config: PacsConfig, datasets: list) -> Stored:
     """STOW-RS the objects into their study; PacsError when sending is off, or when the PACS refuses
     any of them (saying which were stored and which were not)."""
@@ -657,9 +670,11 @@ def store(config: PacsConfig, datasets: list) -> Stored:
         as_part10(ds)
     study = str(datasets[0].StudyInstanceUID)
     sizes = {str(ds.SOPInstanceUID): len(_part10(ds)) for ds in datasets}
+    client = _client(config)
     with _talking(config, "storing the results"):
-        response = _client(config).store_instances(datasets, study_instance_uid=study)
-    failed = {str(item.get("ReferencedSOPInstanceUID", "")) for item in response.get("FailedSOPSequence", [])}
+        response = client.store_instances(datasets, study_instance_uid=study)
+        failed = {str(item.get("ReferencedSOPInstanceUID", "")) for item in response.get("FailedSOPSequence", [])}
+        failed |= _not_listed(client, [ds for ds in datasets if str(ds.SOPInstanceUID) not in failed])
     if failed:
         refused = [_kind(ds) for ds in datasets if str(ds.SOPInstanceUID) in failed]
         kept = [_kind(ds) for ds in datasets if str(ds.SOPInstanceUID) not in failed]

@@ -52,8 +52,13 @@ class OrthancServer:
     log_path: Path
 
 
-def _config(folder: Path, http_port: int, dicom_port: int, users: dict[str, str] | None) -> dict:
+def _config(folder: Path, http_port: int, dicom_port: int, users: dict[str, str] | None, lua: str | None) -> dict:
+    scripts = []
+    if lua:
+        (folder / "filter.lua").write_text(lua)
+        scripts.append(str(folder / "filter.lua"))
     return {
+        "LuaScripts": scripts,
         "Name": "MRI-Insight-test-PACS",
         "HttpPort": http_port,
         "DicomPort": dicom_port,
@@ -80,9 +85,12 @@ def _get(url: str, users: dict[str, str]) -> int:
 
 
 @contextmanager
-def orthanc(folder: Path, users: dict[str, str] | None = None, timeout_s: float = START_TIMEOUT_S):
+def orthanc(folder: Path, users: dict[str, str] | None = None, lua: str | None = None,
+            timeout_s: float = START_TIMEOUT_S):
     """Orthanc on 127.0.0.1 with storage in ``folder``; yields an :class:`OrthancServer` once
-    ``/dicom-web/studies`` answers, and stops the server on exit."""
+    ``/dicom-web/studies`` answers, and stops the server on exit. ``users``: HTTP basic
+    authentication with these (user: password); ``lua``: a Lua script run by Orthanc (e.g. a
+    ``ReceivedInstanceFilter`` that refuses some objects, as a PACS's storage policy does)."""
     if not installed():
         raise RuntimeError(f"Orthanc is not installed ({ORTHANC}, {DICOMWEB_PLUGIN}): "
                            "apt-get install orthanc orthanc-dicomweb (scripts/setup.sh --dev does it)")
@@ -90,7 +98,7 @@ def orthanc(folder: Path, users: dict[str, str] | None = None, timeout_s: float 
     folder.mkdir(parents=True, exist_ok=True)
     http_port, dicom_port = _free_port(), _free_port()
     config = folder / "orthanc.json"
-    config.write_text(json.dumps(_config(folder, http_port, dicom_port, users), indent=1))
+    config.write_text(json.dumps(_config(folder, http_port, dicom_port, users, lua), indent=1))
     log_path = folder / "orthanc.log"
     log = log_path.open("wb")
     proc = subprocess.Popen([ORTHANC, str(config)], cwd=folder, stdout=log, stderr=subprocess.STDOUT)
@@ -201,6 +209,17 @@ def pydicom_files(*names: str) -> list:
     from pydicom.data import get_testdata_file
 
     return [dcmread(get_testdata_file(name)) for name in names]
+
+
+def with_new_identity(ds, patient_id: str, patient_name: str = "Synthetic^Patient"):
+    """``ds`` as a new image of its own study (fresh UIDs, synthetic patient): pydicom's example
+    files share UIDs between their variants (MR_small.dcm and its compressed copies)."""
+    from pydicom.uid import generate_uid
+
+    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID = generate_uid(), generate_uid(), generate_uid()
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.PatientID, ds.PatientName = patient_id, patient_name
+    return ds
 
 
 def store(server: OrthancServer, datasets: list, batch: int = 100) -> None:

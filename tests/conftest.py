@@ -174,3 +174,7 @@ def intensity_segmenter():
                            "preprocessing": {"crop": False, "size": [32, 32], "channels": 3, "scale": "[0, 1]"},
                            "segmentation": {"threshold": 0.5, "top_k": 4}})
     return LoadedModel("intensity", card, model, Path("intensity.keras"))
+
+
+# The PACS (Orthanc) fixtures: pacs_server, pacs_with_login, pacs_refusing_seg, silent_server.
+from pacs_server import pacs_refusing_seg, pacs_server, pacs_with_login, silent_server  # noqa: E402,F401
