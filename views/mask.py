@@ -19,6 +19,7 @@ from mri_core.io.folders import mask_from_bytes, read_mask
 from mri_core.measure import volume_ml
 from mri_core.metrics import dice
 from mri_core.report import CaseReport
+from views import pacs_source  # PACS (issue 29)
 from views.common import (
     Input, case_segmentation, choose_inputs, file_picker, mask_abstention, model_card, open_case, page_header,
     patient_details, pdf_download, reading_controls, segmenter_picker, show_errors, show_notes, slice_picker,
@@ -28,7 +29,8 @@ CANVAS = 384  # on-screen canvas side; masks are resized back to the slice with 
 
 page_header(__file__)
 
-inputs = show_errors(choose_inputs("lgg", key="mask", multiple=True))
+inputs = pacs_source.choose(key="mask")  # PACS (issue 29): None unless "From PACS" is chosen
+inputs = show_errors(choose_inputs("lgg", key="mask", multiple=True) if inputs is None else inputs)
 if not inputs:
     st.stop()
 if len(inputs) > 1 and all(i.stack.n_slices == 1 for i in inputs) and st.toggle(
@@ -174,11 +176,13 @@ if stack.format == "dicom" and stack.dicom_sources:
     except ValueError as exc:
         d3.caption(f"DICOM SEG unavailable: {exc}")
 d4.download_button("Report (text)", report.encode(), "report.txt", "text/plain", key="dl_report", on_click="ignore")
-pdf_download(d5, CaseReport(
+case_report = CaseReport(
     file_name=case.name, date=case.opened, model_name=model, model_card=model_card(model), image=overlay,
     image_caption=f"Slice {index + 1} of {stack.n_slices}, " + ("mask edited by hand" if edited else "the model's mask"),
     slice_index=index, n_slices=stack.n_slices, measurements=m.as_dict(), spacing_known=stack.spacing_mm is not None,
     volume_ml=vol, dice=dice_value, edited=edited, abstained=bool(seg.reason), abstention_reason=seg.reason,
-    warnings=warnings), stack, key="dl_pdf")
+    warnings=warnings)
+pdf_download(d5, case_report, stack, key="dl_pdf")
+pacs_source.send_button(case, loaded, index, seg, vol, case_report)  # PACS (issue 29): only for a case from the PACS
 with st.expander("Report"):
     st.code(report, language=None)
