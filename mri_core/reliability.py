@@ -43,6 +43,7 @@ class OodDetector:
     precisions: list[np.ndarray]
     scales: list[float]
     threshold: float
+    quantile: float = VAL_QUANTILE  # the share of validation images the threshold lets through
 
     @staticmethod
     def layer_distance(features: np.ndarray, means: np.ndarray, precision: np.ndarray) -> np.ndarray:
@@ -58,7 +59,8 @@ class OodDetector:
         return np.max(scaled, axis=0)
 
     def save(self, path: Path) -> None:
-        arrays = {"threshold": np.float64(self.threshold), "scales": np.asarray(self.scales, np.float64)}
+        arrays = {"threshold": np.float64(self.threshold), "scales": np.asarray(self.scales, np.float64),
+                  "quantile": np.float64(self.quantile)}
         for i, (m, p) in enumerate(zip(self.means, self.precisions)):
             arrays[f"means_{i}"], arrays[f"precision_{i}"] = m.astype(np.float32), p.astype(np.float32)
         np.savez_compressed(path, **arrays)
@@ -69,7 +71,8 @@ class OodDetector:
         n = len(z["scales"])
         return cls([z[f"means_{i}"].astype(np.float64) for i in range(n)],
                    [z[f"precision_{i}"].astype(np.float64) for i in range(n)],
-                   [float(v) for v in z["scales"]], float(z["threshold"]))
+                   [float(v) for v in z["scales"]], float(z["threshold"]),
+                   float(z["quantile"]) if "quantile" in z.files else VAL_QUANTILE)
 
 
 def fit_gaussians(features: np.ndarray, labels: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -94,8 +97,8 @@ def fit_detector(train_features: list[np.ndarray], train_labels, n_classes: int,
         means.append(m)
         precisions.append(p)
         scales.append(float(np.quantile(OodDetector.layer_distance(fva, m, p), quantile)))
-    unthresholded = OodDetector(means, precisions, scales, np.inf)
-    return OodDetector(means, precisions, scales, float(np.quantile(unthresholded.distance(val_features), quantile)))
+    unthresholded = OodDetector(means, precisions, scales, np.inf, quantile)
+    return OodDetector(means, precisions, scales, float(np.quantile(unthresholded.distance(val_features), quantile)), quantile)
 
 
 def feature_layers(keras_model) -> list[str]:
@@ -196,16 +199,37 @@ def ood_reason(ood_distance: float | None, detector: OodDetector | None) -> str 
     if detector is None or ood_distance is None or ood_distance <= detector.threshold:
         return None
     return (f"This image is unlike the images the model was trained on: its features lie "
-            f"{ood_distance / detector.threshold:.1f}× as far from them as the limit that 98 % of validation "
+            f"{ood_distance / detector.threshold:.1f}× as far from them as the limit that {detector.quantile:.0%} of validation "
             "images stay within. It may not be a brain MRI slice of a kind this model knows, so its answer "
             "would be a guess.")
 
 
+BLANK_STD = 0.01  # on the [0, 1] scale: below it the model input has no structure a model could read
+
+
+def blank_reason(model_input: np.ndarray | None) -> str | None:
+    """Why an image is too blank to judge (all one value, or nearly: an empty slice, a failed
+    export, a black screenshot), or None. Read on the model's input, after the crop, so a small
+    head in a large black field still counts as a picture. A network still answers on such an
+    input, and confidently: before this check an all-black slice was called ``notumor`` at 99 %."""
+    if model_input is None:
+        return None
+    if float(np.asarray(model_input, np.float32).std()) >= BLANK_STD:
+        return None
+    return ("This image is blank or nearly uniform: it shows no anatomy for the model to judge "
+            "(check that the right file or slice was opened, and its window).")
+
+
 def judge(label: str, ood_distance: float | None, detector: OodDetector | None, calls: dict[str, CallRecord] | None,
-          balanced_accuracy: float | None = None, modality: str = "unknown") -> tuple[bool, str]:
-    """(reliable, reason) for one call."""
+          balanced_accuracy: float | None = None, modality: str = "unknown",
+          model_input: np.ndarray | None = None) -> tuple[bool, str]:
+    """(reliable, reason) for one call, or one mask (``label`` "" and no ``calls``): the file's own
+    modality, a blank input, features far from the training images', a call no better than chance."""
     if modality_reason(modality):
         return False, modality_reason(modality) + " Its answer would be a guess."
+    blank = blank_reason(model_input)
+    if blank:
+        return False, blank
     far = ood_reason(ood_distance, detector)
     if far:
         return False, far

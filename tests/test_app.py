@@ -158,7 +158,7 @@ def test_predict_lgg_volume_agrees_with_the_mask_page(tiny_models):
         assert not at.exception and not at.error
         k = stack.n_slices // 2  # the slider starts in the middle
         shown = next(m.value for m in at.metric if m.label == "Tumour probability")
-        assert shown == f"{expected[k].tumor_probability:.0%}", page
+        assert shown == f"{expected[k].tumour_probability:.0%}", page
 
 
 @pytest.mark.parametrize(

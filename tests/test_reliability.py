@@ -162,7 +162,7 @@ def test_the_bundled_mask_models_hold_back_or_warn_on_images_that_are_not_brain_
         pred = inference.segment(loaded, [image])[0]
         held += not pred.reliable
         if pred.reliable and not inference.input_warnings(image, loaded, None, modality):
-            plain[kind] = f"{'tumour' if pred.present else 'no tumour'} {pred.tumor_probability:.0%}"
+            plain[kind] = f"{'tumour' if pred.present else 'no tumour'} {pred.tumour_probability:.0%}"
     assert not plain, f"{name} answered non-brain images plainly: {plain}"
     assert held >= 8  # measured: all nine held back, but for lgg_unet_lite's 512 px CT (warned)
 
@@ -202,7 +202,7 @@ def test_segment_abstains_beyond_the_threshold_and_keeps_its_masks(segmenter):
     plain = dataclasses.replace(segmenter, ood=None, features_model=None)
     for a, b, c in zip(inference.segment(plain, images, volume=True), preds, held):
         np.testing.assert_allclose(a.prob, b.prob, atol=1e-6)
-        assert np.array_equal(a.mask, c.mask) and a.tumor_probability == pytest.approx(c.tumor_probability)
+        assert np.array_equal(a.mask, c.mask) and a.tumour_probability == pytest.approx(c.tumour_probability)
         assert a.reliable and a.ood_score is None
 
 

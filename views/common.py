@@ -15,16 +15,13 @@ import streamlit as st
 
 from mri_core import inference, models
 from mri_core.cards import Card
-from mri_core.case import Case, content_key
-from mri_core.display import display_name
-from mri_core.io import ImageStack, UnreadableImage, read_images
+from mri_core.case import Case, read_scans
+from mri_core.display import DISCLAIMER, display_name, percent
+from mri_core.io import ImageStack, UnreadableImage
 from mri_core.report import CaseReport
 from mri_core.samples import list_samples
 from mri_core.tasks import TASKS
 
-DISCLAIMER = (
-    "Research and teaching use only. MRI Insight supports and does not replace a radiologist's reading."
-)
 
 
 @dataclass(frozen=True)
@@ -137,21 +134,35 @@ def mask_abstention(reason: str, advice: str = "") -> None:
         st.error(f"The model cannot judge this slice. {reason} Its mask below is for reference only{advice}.", icon="🚫")
 
 
+PROBABILITY_HELP = ("The model's, for the slice as it was segmented (hand edits do not change it); none is shown where "
+                    "the model cannot judge the slice.")
+
+
+def mask_caption(seg) -> str:
+    """The title of a slice's mask (``case.SliceMask``): whose it is, and a reference only where the
+    model cannot judge the slice."""
+    if seg.edited:
+        return "Mask edited by hand" + (" (the model cannot judge this slice)" if seg.reason else "")
+    return "The model's mask, for reference only: the model cannot judge this slice" if seg.reason else "The model's mask"
+
+
+def presence_text(seg) -> str:
+    return {None: "no call", True: "yes", False: "no"}[seg.present]
+
+
+def probability_text(seg) -> str:
+    """A slice's tumour probability as the pages show it: none where the model cannot judge the slice,
+    and never rounded up to a certainty (0.998 is "99.8 %", not "100 %")."""
+    return "no call" if seg.reason else percent(seg.tumour_probability)
+
+
 MAX_CASES = 3  # cases kept per session (the current one and the last two files looked at): bounded memory
 
 
 @st.cache_data(show_spinner="Reading files…", max_entries=8)
 def _read(files: tuple[tuple[str, bytes], ...]) -> list[tuple[str, ImageStack | UnreadableImage, str]]:
-    """(label, stack or error, content key) per result; a series joined from several files is
-    keyed by the hash of its pixels and geometry, a single file by the hash of its bytes."""
-    by_name = {name: content_key([data]) for name, data in files}
-    out = []
-    for label, result in read_images(list(files)):
-        key = by_name.get(label)
-        if key is None and isinstance(result, ImageStack):
-            key = content_key([result.slices.tobytes(), repr((result.spacing_mm, result.slice_thickness_mm)).encode()])
-        out.append((label, result, key or ""))
-    return out
+    """``case.read_scans``, cached by the files' bytes (in memory only)."""
+    return read_scans(list(files))
 
 
 @dataclass
@@ -311,8 +322,9 @@ def patient_details(stack: ImageStack, key: str) -> None:
 
 @st.cache_data(show_spinner="Segmenting…", max_entries=16)
 def _segment_volume(_loaded: models.LoadedModel, _stack: ImageStack, content: str, model_path: str):
-    preds = inference.segment(_loaded, [_stack.slice(k) for k in range(_stack.n_slices)], volume=True)
-    return np.stack([p.mask for p in preds]), np.asarray([p.tumor_probability for p in preds]), tuple(p.reason for p in preds)
+    preds = inference.segment(_loaded, [_stack.slice(k) for k in range(_stack.n_slices)], volume=True,
+                              modality=_stack.modality)
+    return np.stack([p.mask for p in preds]), np.asarray([p.tumour_probability for p in preds]), tuple(p.reason for p in preds)
 
 
 def segment_volume(loaded: models.LoadedModel, stack: ImageStack, content: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:

@@ -13,14 +13,14 @@ from mri_core.annotate import (
     base_rgb, canvas_paints, eraser_colour, mask_overlay, mask_to_canvas_object, orientation_marks, outlines, reading_view,
     window_level,
 )
-from mri_core.case import joined_key
+from mri_core.case import stack_key
 from mri_core.io import UnreadableImage, join_slices
 from mri_core.io.folders import mask_from_bytes, read_mask
 from mri_core.measure import volume_ml
 from mri_core.metrics import dice
 from mri_core.report import CaseReport
 from views.common import (
-    Input, case_segmentation, choose_inputs, file_picker, mask_abstention, model_card, open_case, page_header,
+    PROBABILITY_HELP, Input, mask_caption, probability_text, case_segmentation, choose_inputs, file_picker, mask_abstention, model_card, open_case, page_header,
     patient_details, pdf_download, reading_controls, segmenter_picker, show_errors, show_notes, slice_picker,
 )
 
@@ -37,7 +37,7 @@ if len(inputs) > 1 and all(i.stack.n_slices == 1 for i in inputs) and st.toggle(
              "ordered by file name, only the main connected lesion is kept, and the volume can be exported."):
     try:
         joined = join_slices([(i.label, i.stack) for i in inputs])
-        inputs = [Input(f"{len(inputs)} slices as one volume", joined, key=joined_key(sorted(i.key for i in inputs)))]
+        inputs = [Input(f"{len(inputs)} slices as one volume", joined, key=stack_key(joined))]
     except UnreadableImage as exc:
         st.error(f"The slices cannot be joined: {exc}")
 case = open_case(file_picker(inputs, "File", key="mask_file") if len(inputs) > 1 else inputs[0])
@@ -74,8 +74,7 @@ if editing:
     width = t2.slider("Brush size", 2, 40, 12, key="mask_brush")
     # The canvas starts from the stored mask and keeps its key (and its strokes) until an undo,
     # a reset or a new colour; each new drawing it sends becomes one stored edit, once.
-    canvas_key, base = case.canvas(model, index, colour, opacity)
-    st.session_state["mask_canvas_key"] = canvas_key  # tests feed a drawing through it
+    canvas_key, base = case.canvas(model, index, colour, opacity, mounted=lambda key: key in st.session_state)
     brush, eraser = canvas_paints(colour, opacity)
     result = st_canvas(
         stroke_width=width,
@@ -106,12 +105,11 @@ overlay = mask_overlay(shown, mask, colour, opacity, contour_only=style == "cont
 marks = orientation_marks(stack)
 view = dict(zoom=reading.zoom, centre=reading.centre, spacing_mm=stack.spacing_mm, marks=marks)
 left.image(reading_view(shown, **view), caption=f"Slice {index + 1} of {stack.n_slices}", width="stretch")
-right.image(reading_view(overlay, **view), caption="Edited mask (by hand)" if edited else "Model's mask", width="stretch")
+right.image(reading_view(overlay, **view), caption=mask_caption(seg), width="stretch")
 
 st.subheader("Measurements")
 cols = st.columns(3)
-cols[0].metric("Tumour probability", f"{seg.tumour_probability:.0%}",
-               help="The model's, for the slice as it was segmented (hand edits do not change it).")
+cols[0].metric("Tumour probability", probability_text(seg), help=PROBABILITY_HELP)
 cols[1].metric("Area", f"{m.area_mm2:.0f} mm²" if m.area_mm2 is not None else f"{m.area_px} px",
                help=f"{m.area_px} px" + ("" if stack.spacing_mm else ". Pixel spacing unknown (PNG/JPEG): sizes are in pixels."))
 cols[2].metric("Lesions", m.n_lesions)
@@ -119,8 +117,8 @@ unit = "mm" if m.longest_diameter_mm is not None else "px"
 longest = m.longest_diameter_mm if unit == "mm" else m.longest_diameter_px
 perp = m.perpendicular_diameter_mm if unit == "mm" else m.perpendicular_diameter_px
 cols = st.columns(3)
-cols[0].metric("Longest diameter", f"{longest:.1f} {unit}")
-cols[1].metric("Perpendicular", f"{perp:.1f} {unit}")
+cols[0].metric("Longest diameter, largest lesion", f"{longest:.1f} {unit}")
+cols[1].metric("Perpendicular, largest lesion", f"{perp:.1f} {unit}")
 all_masks = case.masks(model)
 vol = volume_ml(all_masks, stack.spacing_mm, stack.slice_thickness_mm) if stack.n_slices > 1 else None
 if vol is not None:
