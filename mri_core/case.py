@@ -222,10 +222,10 @@ class Case:
     def _canvas_key(self, model: str, k: int, version: int) -> str:
         return f"mask_canvas_{self.key[:10]}_{model}_{k}_{version}"
 
-    def canvas_key(self, model: str, k: int) -> str | None:
-        """The key of the slice's editing canvas as it was last drawn (None before it is drawn)."""
+    def canvas_given(self, model: str, k: int) -> tuple[str, np.ndarray] | None:
+        """(widget key, starting mask) the slice's editing canvas was last given (None before it is drawn)."""
         state = self._canvas.get((model, k))
-        return None if state is None else self._canvas_key(model, k, state.version)
+        return None if state is None else (self._canvas_key(model, k, state.version), state.base)
 
     def apply_canvas(self, model: str, k: int, rgba: np.ndarray | None) -> bool:
         """Turn the canvas's drawing into an edit, once: the same result seen again (a rerun, a

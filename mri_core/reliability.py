@@ -214,7 +214,9 @@ def blank_reason(model_input: np.ndarray | None) -> str | None:
     input, and confidently: before this check an all-black slice was called ``notumor`` at 99 %."""
     if model_input is None:
         return None
-    if float(np.asarray(model_input, np.float32).std()) >= BLANK_STD:
+    x = np.asarray(model_input, np.float32)
+    per_channel = x.reshape(-1, x.shape[-1]) if x.ndim == 3 else x.reshape(-1, 1)
+    if float(per_channel.std(axis=0).max()) >= BLANK_STD:  # each channel on its own: a scale per channel is no picture
         return None
     return ("This image is blank or nearly uniform: it shows no anatomy for the model to judge "
             "(check that the right file or slice was opened, and its window).")

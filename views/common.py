@@ -288,7 +288,15 @@ def file_picker(inputs: list[Input], label: str, key: str) -> Input:
     case = current_case()
     keys = [i.key for i in inputs]
     start = keys.index(case.key) if case is not None and case.key in keys else 0
-    return inputs[st.selectbox(label, range(len(inputs)), index=start, format_func=lambda i: inputs[i].label, key=key)]
+    return inputs[st.selectbox(label, range(len(inputs)), index=start, format_func=lambda i: picker_labels(inputs)[i], key=key)]
+
+
+def picker_labels(inputs: list[Input]) -> list[str]:
+    """The files' names, numbered in upload order where two share a name (two "slice.png" from two
+    folders), with the start of each one's content hash so the same name never reads as the same scan."""
+    names = [i.label for i in inputs]
+    return [f"{n}. {name} ({item.key[:8]})" if names.count(name) > 1 else name
+            for n, (name, item) in enumerate(zip(names, inputs), 1)]
 
 
 def show_errors(inputs: list[Input]) -> list[Input]:
