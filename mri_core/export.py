@@ -233,6 +233,18 @@ def _tumour_segment(hd, codes, algorithm_name: str, algorithm_version: str, orig
     )
 
 
+def dicom_seg_unavailable(stack: ImageStack) -> str | None:
+    """Why the stack's masks cannot go out as a DICOM SEG (said before the user asks for one), or None."""
+    if stack.format != "dicom" or not stack.dicom_sources:
+        return (f"A DICOM Segmentation can only be made for a DICOM image or series; this image was read from "
+                f"{stack.format.upper()}. Export the mask as NIfTI or PNG instead.")
+    try:
+        _check_seg_sources(np.zeros((stack.n_slices, 1, 1), bool), stack)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 def mask_dicom_seg(masks: np.ndarray, stack: ImageStack, algorithm_name: str, algorithm_version: str, *,
                    origin: str = "AUTOMATIC", creator: str | None = None) -> bytes:
     """Masks (n, H, W) as a binary DICOM Segmentation referencing the stack's DICOM sources.
@@ -245,11 +257,9 @@ def mask_dicom_seg(masks: np.ndarray, stack: ImageStack, algorithm_name: str, al
     """
     if origin not in ("AUTOMATIC", "SEMIAUTOMATIC", "MANUAL"):
         raise ValueError(f"unknown mask origin {origin!r}")
-    if stack.format != "dicom" or not stack.dicom_sources:
-        raise ValueError(
-            f"A DICOM Segmentation can only be made for a DICOM image or series; this image was read from {stack.format.upper()}. "
-            "Export the mask as NIfTI or PNG instead."
-        )
+    unavailable = dicom_seg_unavailable(stack)
+    if unavailable:
+        raise ValueError(unavailable)
     m = _check_masks(masks, stack)
     sources = _check_seg_sources(m, stack)
     hd = require("highdicom")

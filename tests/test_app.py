@@ -28,7 +28,7 @@ def open_page(page: str) -> AppTest:
 
 
 def mask_model(at: AppTest) -> str:
-    """The mask page's model: grey and colour uploads keep separate choices (views.common.segmenter_picker)."""
+    """The mask page's model: grey and colour uploads keep separate choices (views.model_choice.segmenter_picker)."""
     return next(s.value for s in at.selectbox if str(s.key).startswith("mask_model"))
 
 
@@ -262,18 +262,29 @@ def downloads(monkeypatch):
     from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
     from streamlit.testing.v1 import app_test
 
-    stores = []
+    from streamlit.runtime.media_file_manager import MediaFileManager
+
+    stores, managers = [], []
 
     class Recording(MemoryMediaFileStorage):
         def __init__(self, *args, **kw):
             super().__init__(*args, **kw)
             stores.append(self)
 
+    class RecordingManager(MediaFileManager):
+        def __init__(self, *args, **kw):
+            super().__init__(*args, **kw)
+            managers.append(self)
+
     monkeypatch.setattr(app_test, "MemoryMediaFileStorage", Recording)
+    monkeypatch.setattr(app_test, "MediaFileManager", RecordingManager)
 
     def get(at: AppTest, label: str) -> bytes:
         button = next(b for b in at.get("download_button") if b.proto.label == label)
-        file_id = button.proto.url.rsplit("/", 1)[1].split(".")[0]
+        url = button.proto.url
+        if not url and button.proto.deferred_file_id:  # made on request (a callable): as a click makes it
+            url = managers[-1].execute_deferred(button.proto.deferred_file_id)
+        file_id = url.rsplit("/", 1)[1].split(".")[0]
         return stores[-1].get_file(file_id).content
 
     return get
@@ -409,10 +420,18 @@ def test_mask_edits_of_a_dicom_series_agree_with_its_seg(downloads):
     up.run()
     assert "DICOM SEG" in [b.proto.label for b in at.get("download_button")]
     at.toggle(key="mask_edit").set_value(True).run()
+    from test_export import _decoded_seg_frames
+
+    def algorithm_type() -> str:
+        return _decoded_seg_frames(downloads(at, "DICOM SEG"))[0].SegmentSequence[0].SegmentAlgorithmType
+
+    assert algorithm_type() == "AUTOMATIC"
     draw(at, None, slice(50, 200), slice(50, 200), "brush")
     assert_everything_agrees(at, downloads, expect_edited=True)
+    assert algorithm_type() == "SEMIAUTOMATIC"  # a person's edit is never filed as the model's output
     at.button(key="mask_reset").click().run()
     assert_everything_agrees(at, downloads, expect_edited=False)
+    assert algorithm_type() == "AUTOMATIC"
 
 
 def test_mask_ground_truth_upload_and_wrong_size():

@@ -16,7 +16,9 @@ from mri_core.display import display_name, display_order
 from mri_core.io import read_image
 from mri_core.samples import sample_dir
 from mri_core.tasks import TASKS
-from views.common import cross_source_rows, get_model, model_card, page_header, side_by_side, task_picker
+from views.model_choice import get_model, model_card, task_picker
+from views.navigation import page_header
+from views.tables import cross_source_rows, side_by_side
 
 page_header(__file__)
 

@@ -1,6 +1,6 @@
 """Mask overlay: the LGG tumour mask over the slice, measured, corrected by hand, compared, exported.
 
-Everything here reads one case (``views.common.open_case``): the scan, the slice, the model's
+Everything here reads one case (``views.session_case.open_case``): the scan, the slice, the model's
 masks and the hand edits. What is shown, measured, exported and reported is ``case.mask``.
 """
 
@@ -19,10 +19,12 @@ from mri_core.io.folders import mask_from_bytes, read_mask
 from mri_core.measure import volume_ml
 from mri_core.metrics import dice
 from mri_core.report import CaseReport
-from views.common import (
-    PROBABILITY_HELP, Input, mask_caption, probability_text, case_segmentation, choose_inputs, file_picker, mask_abstention, model_card, open_case, page_header,
-    patient_details, pdf_download, reading_controls, segmenter_picker, show_errors, show_notes, slice_picker,
-)
+from views.model_choice import segmenter_picker
+from views.navigation import page_header
+from views.reading import patient_details, pdf_download, reading_controls, show_notes, slice_picker
+from views.scan_input import choose_inputs, file_picker, Input, show_errors
+from views.segmenting import PROBABILITY_HELP, case_segmentation, mask_abstention, mask_caption, probability_text
+from views.session_case import open_case
 
 CANVAS = 384  # on-screen canvas side; masks are resized back to the slice with nearest neighbour
 
@@ -163,17 +165,22 @@ report = export.report_text(m.as_dict(), model, stack.spacing_mm is not None, vo
                             abstention_reason=seg.reason)
 d1, d2, d3, d4, d5 = st.columns(5)
 d1.download_button("Mask (PNG)", export.mask_png(mask), "mask.png", "image/png", key="dl_png", on_click="ignore")
-d2.download_button("Masks (NIfTI)", export.mask_nifti(all_masks, stack), "mask.nii.gz", "application/gzip", key="dl_nii",
-                   on_click="ignore")
-if stack.format == "dicom" and stack.dicom_sources:
-    try:
-        seg_file = export.mask_dicom_seg(all_masks, stack, "MRI Insight " + model, "1")
-        d3.download_button("DICOM SEG", seg_file, "mask_seg.dcm", "application/dicom", key="dl_seg", on_click="ignore")
-    except ValueError as exc:
-        d3.caption(f"DICOM SEG unavailable: {exc}")
+# The volume's exports are made when asked for (a callable), not on every rerun and brush stroke.
+d2.download_button("Masks (NIfTI)", lambda: export.mask_nifti(case.masks(model), stack), "mask.nii.gz", "application/gzip",
+                   key="dl_nii", on_click="ignore")
+if stack.format == "dicom":
+    unavailable = export.dicom_seg_unavailable(stack)
+    if unavailable:
+        d3.caption(f"DICOM SEG unavailable: {unavailable}")
+    else:
+        d3.download_button("DICOM SEG", lambda: export.mask_dicom_seg(
+            case.masks(model), stack, "MRI Insight " + model, loaded.version, origin=case.mask_origin(model)),
+            "mask_seg.dcm", "application/dicom", key="dl_seg", on_click="ignore",
+            help="Says who drew the mask: the model (AUTOMATIC), the model then a person (SEMIAUTOMATIC) or a person "
+                 "alone (MANUAL).")
 d4.download_button("Report (text)", report.encode(), "report.txt", "text/plain", key="dl_report", on_click="ignore")
 pdf_download(d5, CaseReport(
-    file_name=case.name, date=case.opened, model_name=model, model_card=model_card(model), image=overlay,
+    file_name=case.name, date=case.opened, model_name=model, model_card=loaded.card, image=overlay,
     image_caption=f"Slice {index + 1} of {stack.n_slices}, " + ("mask edited by hand" if edited else "the model's mask"),
     slice_index=index, n_slices=stack.n_slices, measurements=m.as_dict(), spacing_known=stack.spacing_mm is not None,
     volume_ml=vol, dice=dice_value, edited=edited, abstained=bool(seg.reason), abstention_reason=seg.reason,

@@ -18,11 +18,12 @@ from mri_core.cards import Card
 from mri_core.display import display_name, display_order, percent
 from mri_core.report import CaseReport
 from mri_core.tasks import TASKS
-from views.common import (
-    PROBABILITY_HELP, case_segmentation, choose_inputs, file_picker, mask_abstention, mask_caption, model_picker, open_case,
-    page_header, presence_text, probability_text,
-    patient_details, pdf_download, reading_controls, segmenter_picker, show_errors, show_notes, slice_picker, task_picker,
-)
+from views.model_choice import model_picker, segmenter_picker, task_picker
+from views.navigation import page_header
+from views.reading import patient_details, pdf_download, reading_controls, show_notes, slice_picker
+from views.scan_input import choose_inputs, file_picker, show_errors
+from views.segmenting import PROBABILITY_HELP, case_segmentation, mask_abstention, mask_caption, presence_text, probability_text
+from views.session_case import open_case
 
 page_header(__file__)
 
