@@ -113,7 +113,7 @@ st.subheader("Measurements")
 cols = st.columns(3)
 cols[0].metric("Tumour probability", probability_text(seg), help=PROBABILITY_HELP)
 cols[1].metric("Area", f"{m.area_mm2:.0f} mm²" if m.area_mm2 is not None else f"{m.area_px} px",
-               help=f"{m.area_px} px" + ("" if stack.spacing_mm else ". Pixel spacing unknown (PNG/JPEG): sizes are in pixels."))
+               help=f"{m.area_px} px" + ("" if stack.spacing_mm else ". Pixel spacing unknown (the file does not give a usable one): sizes are in pixels."))
 cols[2].metric("Lesions", m.n_lesions)
 unit = "mm" if m.longest_diameter_mm is not None else "px"
 longest = m.longest_diameter_mm if unit == "mm" else m.longest_diameter_px
