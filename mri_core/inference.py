@@ -21,6 +21,13 @@ from mri_core.preprocess import brain_box, intensity_gain, prepare, resize, to_g
 from mri_core.segmentation import is_present, lesion_mask, postprocess
 
 ZOOM = 0.9  # the zoomed TTA views keep the central 90 %
+CLASSIFIER_VIEWS = 4  # tta_views: as is, mirrored, zoomed, both
+SEGMENTER_VIEWS = 2  # segmentation_maps: the slice and its mirror
+
+
+def views_per_image(kind: str) -> int:
+    """How many forward passes one image costs a model of ``kind`` with TTA on."""
+    return CLASSIFIER_VIEWS if kind == "classifier" else SEGMENTER_VIEWS
 BATCH = 32
 LOW_CONFIDENCE = 0.6
 HIGH_UNCERTAINTY = 0.15
@@ -68,7 +75,7 @@ def tta_views(x: np.ndarray) -> np.ndarray:
     n, h, w, c = x.shape
     dh, dw = int(round(h * (1 - ZOOM) / 2)), int(round(w * (1 - ZOOM) / 2))
     zoom = np.stack([resize(im[dh : h - dh, dw : w - dw], (h, w)) for im in x]).reshape(x.shape)
-    return np.stack([x, x[:, :, ::-1], zoom, zoom[:, :, ::-1]], axis=1)
+    return np.stack([x, x[:, :, ::-1], zoom, zoom[:, :, ::-1]], axis=1)  # CLASSIFIER_VIEWS of them
 
 
 def segmentation_maps(predict, x: np.ndarray, tta: bool = True) -> np.ndarray:

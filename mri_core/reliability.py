@@ -101,15 +101,16 @@ def fit_detector(train_features: list[np.ndarray], train_labels, n_classes: int,
     return OodDetector(means, precisions, scales, float(np.quantile(unthresholded.distance(val_features), quantile)), quantile)
 
 
-def feature_layers(keras_model) -> list[str]:
-    """The layers whose features the detector reads. A classifier: the last layer at a quarter of the
-    input's resolution (edges and texture: what tells a CT, a photo or noise from an MRI slice) and
-    the penultimate pool (what it decides on). A segmenter: the encoder's first and last layers at a
-    quarter of the resolution, read on a grid (``SEGMENTER_GRID``): its bottleneck, averaged over the
-    slice, barely told T1 slices from the FLAIR it was trained on (docs/experiments.md)."""
+def feature_layers(keras_model, kind: str) -> list[str]:
+    """The layers whose features the detector reads, by the model's ``kind`` (its card's). A
+    classifier: the last layer at a quarter of the input's resolution (edges and texture: what tells
+    a CT, a photo or noise from an MRI slice) and the penultimate pool ``FEATURE_LAYER`` (what it
+    decides on). A segmenter: the encoder's first and last layers at a quarter of the resolution,
+    read on a grid (``feature_grid``): its bottleneck, averaged over the slice, barely told T1 slices
+    from the FLAIR it was trained on (docs/experiments.md)."""
     side = keras_model.input_shape[1]
     maps = [layer for layer in keras_model.layers if len(layer.output.shape) == 4]
-    if any(layer.name == FEATURE_LAYER for layer in keras_model.layers):
+    if kind == "classifier":
         return [layer.name for layer in maps if layer.output.shape[1] == side // 4][-1:] + [FEATURE_LAYER]
     deepest = min(layer.output.shape[1] for layer in maps)
     encoder = maps[: next(i for i, layer in enumerate(maps) if layer.output.shape[1] == deepest)]
@@ -117,10 +118,10 @@ def feature_layers(keras_model) -> list[str]:
     return [quarter[0], quarter[-1]]
 
 
-def feature_grid(keras_model) -> int | None:
-    """The grid a model's detector reads its feature maps on: ``SEGMENTER_GRID`` for a segmenter,
-    None (the average over the whole slice) for a classifier."""
-    return None if any(layer.name == FEATURE_LAYER for layer in keras_model.layers) else SEGMENTER_GRID
+def feature_grid(kind: str) -> int | None:
+    """The grid a model's detector reads its feature maps on, by its ``kind``: ``SEGMENTER_GRID`` for
+    a segmenter (where in the head a texture is), None (the average over the whole slice) for a classifier."""
+    return None if kind == "classifier" else SEGMENTER_GRID
 
 
 def features_model(keras_model, layers: list[str], grid: int | None = None):

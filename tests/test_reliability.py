@@ -203,14 +203,14 @@ def test_segmenter_features_are_the_encoders_quarter_resolution_on_a_grid(segmen
     """A segmenter has no pool: the encoder's first and last layers at a quarter of the resolution
     (before the bottleneck, not the decoder's), read on a grid, as its training recorded."""
     km = segmenter.keras_model
-    layers = R.feature_layers(km)
+    layers = R.feature_layers(km, segmenter.card.kind)
     names = [layer.name for layer in km.layers]
     side = km.input_shape[1]
     deepest = min(l.output.shape[1] for l in km.layers if len(l.output.shape) == 4)
     first_deep = next(i for i, l in enumerate(km.layers) if len(l.output.shape) == 4 and l.output.shape[1] == deepest)
     assert len(layers) == 2 and names.index(layers[0]) < names.index(layers[1]) < first_deep
     assert all(km.get_layer(n).output.shape[1] == side // 4 for n in layers)
-    assert R.feature_grid(km) == R.SEGMENTER_GRID and R.feature_grid(km) is not None
+    assert R.feature_grid("segmenter") == R.SEGMENTER_GRID and R.feature_grid("classifier") is None
     assert segmenter.card.ood.layers == tuple(layers) and segmenter.card.ood.grid == R.SEGMENTER_GRID
     # one vector per layer: channels x cells (the tiny model's 8 px maps give 4 x 4 cells of 2 px)
     out = R.features_model(km, layers, R.SEGMENTER_GRID)(np.zeros((1, *km.input_shape[1:]), np.float32))
@@ -243,6 +243,6 @@ def test_fit_segmenter_reliability_uses_tumour_and_clear_slices_as_classes(segme
     masks = np.zeros((12, 32, 32, 1), np.uint8)
     masks[::2, 10:20, 10:20] = 1
     record, det = fit_segmenter_reliability(segmenter.keras_model, x, masks, np.arange(8), np.arange(8, 12))
-    assert set(record) == {"ood"} and record["ood"]["layers"] == R.feature_layers(segmenter.keras_model)
+    assert set(record) == {"ood"} and record["ood"]["layers"] == R.feature_layers(segmenter.keras_model, "segmenter")
     assert len(det.means) == 2 and all(m.shape[0] == 2 for m in det.means)  # tumour / no tumour
     assert record["ood"]["validation_abstained"] <= 0.25

@@ -91,11 +91,11 @@ def show_classification(case, index: int, reading) -> None:
     if pred.reliable:
         mid.image(cam, caption=f"Grad-CAM for “{name}” on the model's cropped input", width="stretch")
         with right:
-            st.metric("Prediction", name, help="Top class after temperature scaling, averaged over 4 test-time views.")
+            st.metric("Prediction", name, help=f"Top class after temperature scaling, averaged over {inference.CLASSIFIER_VIEWS} test-time views.")
             c1, c2 = st.columns(2)
             c1.metric("Calibrated confidence", percent(pred.confidence))
             c2.metric("Uncertainty (TTA std)", f"{pred.uncertainty:.2f}",
-                      help="Standard deviation of the top-class probability over 4 views (as is, mirrored, zoomed, both). "
+                      help=f"Standard deviation of the top-class probability over {inference.CLASSIFIER_VIEWS} views (as is, mirrored, zoomed, both). "
                            "0 = the views agree.")
             st.plotly_chart(probability_chart(pred), width="stretch", key=f"bar_{case.key[:12]}_{index}")
             weak = loaded.card.validation.balanced_accuracy < 0.7  # say it loudly where it is weak
