@@ -13,7 +13,6 @@ row needs), never UIDs or names to log. Pixels are never read here: the bytes go
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import threading
@@ -22,8 +21,6 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
-from functools import lru_cache
-from pathlib import Path
 from urllib.parse import urlparse
 
 import numpy as np
@@ -429,25 +426,9 @@ def refusal_of(stack: ImageStack) -> str:
 # --------------------------------------------------------------------------- store back
 
 
-@lru_cache(maxsize=32)
-def _file_digest(path: str, mtime: float) -> str:
-    h = hashlib.sha1()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(2**20), b""):
-            h.update(block)
-    return h.hexdigest()[:12]
-
-
-def model_version(model_path: Path | str) -> str:
-    """A model's version as the stored objects name it: the first 12 hex digits of the sha1 of
-    its weights file, so a result can be traced to the exact weights that made it."""
-    path = Path(model_path)
-    return _file_digest(str(path), path.stat().st_mtime) if path.is_file() else "unknown"
-
-
 def series_description(what: str, model_name: str, edited: bool = False) -> str:
     """The new series' description: the app, the model and what it holds (LO: 64 characters)."""
-    return f"{APP} {model_name}: {what}{', edited' if edited else ''}"[:64]
+    return f"{APP} {model_name}: {what}{', edited by hand' if edited else ''}"[:64]
 
 
 @dataclass(frozen=True)
@@ -459,9 +440,13 @@ class Findings:
     volume_ml: float | None
     tumour_present: bool | None  # None: the model cannot judge the slice (no call)
     model_name: str
-    model_version: str
-    edited: bool = False
+    model_version: str  # ``LoadedModel.version``: the weights' short hash
+    origin: str = "AUTOMATIC"  # ``Case.mask_origin``: AUTOMATIC, SEMIAUTOMATIC (edited by hand) or MANUAL
     editor: str = ""  # the signed-in person who edited the mask ("" when none)
+
+    @property
+    def edited(self) -> bool:
+        return self.origin != "AUTOMATIC"
 
 
 def person_name(display_name: str) -> str:
@@ -473,13 +458,14 @@ def person_name(display_name: str) -> str:
 
 def seg_for_pacs(masks: np.ndarray, stack: ImageStack, findings: Findings):
     """The case's masks as a DICOM SEG for the PACS the scan came from: the source study's UIDs and
-    patient module, a new series, SEMIAUTOMATIC and the editor's name once edited by hand."""
+    patient module, a new series, the mask's origin (SEMIAUTOMATIC or MANUAL once edited by hand)
+    and the editor's name."""
     from mri_core import export
 
     pydicom = require("pydicom")
     try:
         data = export.mask_dicom_seg(masks, stack, f"{APP} {findings.model_name}", findings.model_version,
-                                     edited=findings.edited, creator=person_name(findings.editor), deidentify=False,
+                                     origin=findings.origin, creator=person_name(findings.editor) or None, deidentify=False,
                                      series_description=series_description("tumour mask", findings.model_name, findings.edited))
     except ValueError as exc:
         raise PacsError(f"The mask cannot be made into a DICOM SEG for the PACS: {exc}") from None

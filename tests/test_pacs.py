@@ -189,10 +189,10 @@ def _case(pacs_server, patient_id: str):
     return cfg, series, read_one(pacs.retrieve_series(cfg, series).files)
 
 
-def _findings(stack, masks, index, edited, editor="") -> pacs.Findings:
+def _findings(stack, masks, index, origin="AUTOMATIC", editor="") -> pacs.Findings:
     m = measure(masks[index], stack.spacing_mm)
     return pacs.Findings(index, m.as_dict(), volume_ml(masks, stack.spacing_mm, stack.slice_thickness_mm), bool(masks[index].any()),
-                         "lgg_flair_unet_lite", "0123456789ab", edited=edited, editor=editor)
+                         "lgg_flair_unet_lite", "0123456789ab", origin=origin, editor=editor)
 
 
 def _fetch(cfg, series: pacs.Series):
@@ -222,7 +222,7 @@ def test_seg_sr_and_pdf_are_stored_in_the_source_study_and_read_back(pacs_server
     if edited:  # a hand edit: a stroke added on slice 2, part of slice 3 erased
         masks[1, 60:70, 40:200] = True
         masks[2, 100:120, 90:150] = False
-    findings = _findings(stack, masks, 1, edited, editor="Jane Doe" if edited else "")
+    findings = _findings(stack, masks, 1, "SEMIAUTOMATIC" if edited else "AUTOMATIC", editor="Jane Doe" if edited else "")
     stored = pacs.send_results(cfg, masks, stack, findings, _pdf())
     assert (stored.n_objects, stored.kinds) == (3, ("SEG", "SR", "PDF")) and stored.n_bytes > 0
 
@@ -255,7 +255,7 @@ def test_seg_sr_and_pdf_are_stored_in_the_source_study_and_read_back(pacs_server
     assert "MRI Insight report" in PdfReader(io.BytesIO(pdf)).pages[0].extract_text()
 
 
-def test_the_download_seg_stays_deidentified_and_says_when_it_was_edited(pacs_server):
+def test_the_download_seg_stays_deidentified_while_the_pacs_seg_keeps_the_patient(pacs_server):
     import pydicom
 
     from mri_core.export import mask_dicom_seg
@@ -263,11 +263,13 @@ def test_the_download_seg_stays_deidentified_and_says_when_it_was_edited(pacs_se
     _, _, stack = _case(pacs_server, "SYN-DOWNLOAD")
     masks = np.zeros(stack.slices.shape, bool)
     masks[1, 100:120, 100:120] = True
-    for edited, kind in ((False, "AUTOMATIC"), (True, "SEMIAUTOMATIC")):
-        seg = pydicom.dcmread(io.BytesIO(mask_dicom_seg(masks, stack, "MRI Insight m", "1", edited=edited, creator="Jane Doe^")))
-        assert seg.SegmentSequence[0].SegmentAlgorithmType == kind
-        assert (seg.PatientID, str(seg.PatientName), seg.PatientIdentityRemoved) == ("", "", "YES")
-        assert "ContentCreatorName" not in seg
+    seg = pydicom.dcmread(io.BytesIO(mask_dicom_seg(masks, stack, "MRI Insight m", "1")))
+    assert (seg.PatientID, str(seg.PatientName), seg.PatientIdentityRemoved, seg.StudyDate) == ("", "", "YES", "")
+    seg = pacs.seg_for_pacs(masks, stack, _findings(stack, masks, 1, "MANUAL", editor="Jane Doe"))
+    assert (seg.PatientID, str(seg.PatientName), seg.StudyDate, seg.AccessionNumber) == ("SYN-DOWNLOAD", "Synthetic^Patient",
+                                                                                        "20010208", "ACC-0001")
+    assert "PatientIdentityRemoved" not in seg and seg.SeriesDescription.endswith("tumour mask, edited by hand")
+    assert (seg.SegmentSequence[0].SegmentAlgorithmType, str(seg.ContentCreatorName)) == ("MANUAL", "Jane Doe^")
 
 
 # --------------------------------------------------------------------------- faults
@@ -310,7 +312,7 @@ def test_a_refused_store_is_said_and_sending_can_be_turned_off(pacs_refusing_seg
     cfg, _, stack = _case(pacs_refusing_seg, "SYN-REFUSE")
     masks = np.zeros(stack.slices.shape, bool)
     masks[1, 100:120, 100:120] = True
-    findings = _findings(stack, masks, 1, edited=False)
+    findings = _findings(stack, masks, 1)
     with pytest.raises(PacsError, match="refused to store SEG"):
         pacs.send_results(cfg, masks, stack, findings, _pdf())
     with pytest.raises(PacsError, match="turned off"):

@@ -14,8 +14,10 @@ from dataclasses import dataclass
 import streamlit as st
 
 from mri_core import pacs, segmentation
+from mri_core.access import SINGLE_USER
 from mri_core.pacs import PacsConfig, PacsError
-from views.common import Input, _as_inputs, current_case, current_identity, open_case
+from views.scan_input import Input, _as_inputs
+from views.session_case import current_case, current_identity, open_case
 
 FILES, PACS = "Files", "From PACS"
 
@@ -163,15 +165,15 @@ def send_button(case, loaded, index: int, slice_mask, volume: float | None, repo
     if not config.allow_send:
         st.caption("Sending results to the PACS is turned off in this app's settings.")
         return
-    edited = case.edited(loaded.name)
+    origin = case.mask_origin(loaded.name)
     identity = current_identity()
-    editor = identity.display_name if edited and identity is not None and identity.subject != "single-user" else ""
+    editor = identity.display_name if origin != "AUTOMATIC" and identity is not None and identity != SINGLE_USER else ""
     present = None if slice_mask.reason else slice_mask.tumour_probability >= segmentation.PRESENCE_CUT
     c1, c2 = st.columns([1, 3])
     if c1.button("Send to PACS", key="mask_pacs_send", help="Store the mask (DICOM SEG), the measurements (DICOM SR) "
                  "and the PDF report in this scan's study on the PACS, each as a new series."):
-        findings = pacs.Findings(index, slice_mask.measurements.as_dict(), volume, present, loaded.name,
-                                 pacs.model_version(loaded.path), edited=edited, editor=editor)
+        findings = pacs.Findings(index, slice_mask.measurements.as_dict(), volume, present, loaded.name, loaded.version,
+                                 origin=origin, editor=editor)
         try:
             with st.spinner("Storing on the PACS…"):
                 stored = pacs.send_results(config, case.masks(loaded.name), case.stack, findings, pdf_report(report))
