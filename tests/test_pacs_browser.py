@@ -5,6 +5,7 @@ Screenshots of each step go to test-artifacts/pacs/."""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,7 @@ def pacs_app(use_tiny_models, pacs_server):
 
 def shot(page, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
+    page.mouse.move(0, 0)  # no tooltip over the picture
     page.screenshot(path=str(SHOTS / name), full_page=True, timeout=WAIT_MS)
 
 
@@ -56,7 +58,7 @@ def test_search_open_mask_and_send_to_the_pacs(pacs_app, pacs_server, browser): 
         page.get_by_role("button", name="Search the PACS").click()
         series_box = page.locator(".st-key-mask_pacs_series")
         expect(series_box).to_be_visible()
-        series_box.locator('[data-baseweb="select"]').click()
+        series_box.get_by_role("combobox").click()  # Streamlit 1.67's selectbox: a react-aria combobox
         page.get_by_role("option", name="AX FLAIR (MR, 4 images)").click()
         page.wait_for_function(IDLE, timeout=WAIT_MS, polling=200)
         expect(page.locator('[data-testid="stDataFrame"]').first).to_be_visible()
@@ -66,10 +68,10 @@ def test_search_open_mask_and_send_to_the_pacs(pacs_app, pacs_server, browser): 
         expect(page.get_by_text("Opened from the PACS", exact=False)).to_be_visible()
         area = page.wait_for_function(METRIC_JS, arg="Area", timeout=WAIT_MS, polling=200).json_value()
         assert area.endswith("mm²"), area  # the spacing came with the series
-        expect(page.get_by_text("Slice 2 of 4", exact=False).first).to_be_visible()
+        expect(page.get_by_text(re.compile(r"^Slice \d of 4$")).first).to_be_visible()  # the four slices are one volume
         shot(page, "2_series_opened_with_its_mask.png")
 
-        page.locator(".st-key-mask_pacs_send button").click()
+        page.get_by_role("button", name="Send to PACS", exact=True).click()
         expect(page.locator('[data-testid="stAlertContentSuccess"]')).to_contain_text("Stored on the PACS")
         page.wait_for_function(IDLE, timeout=WAIT_MS, polling=200)
         shot(page, "3_sent_to_the_pacs.png")

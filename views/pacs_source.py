@@ -44,7 +44,7 @@ def pacs_config() -> PacsConfig | None:
         config = pacs.config_from(settings)
     except PacsError as exc:
         st.error(str(exc))
-        return None
+        return
     return config if config is not None and current_identity() is not None else None
 
 
@@ -53,16 +53,14 @@ def choose(key: str) -> list[Input] | None:
     page then shows its file drop), else the case opened from the PACS ([] until one is)."""
     config = pacs_config()
     if config is None:
-        return None
+        return
     case = current_case()
     start = 1 if case is not None and case.key in _opened() else 0
     if st.radio("Source", [FILES, PACS], index=start, horizontal=True, key=f"{key}_source") == FILES:
-        return None
+        return
     origin = _opened().get(case.key) if case is not None else None
     with st.expander("Find a study on the PACS", expanded=origin is None):
-        opened = _search_and_open(config, key)
-    if opened is not None:
-        return opened
+        _search_and_open(config, key)
     if origin is None:
         st.info("Search the PACS and open a series to begin.")
         return []
@@ -97,12 +95,12 @@ def _series_of(config: PacsConfig, study: pacs.Study) -> list[pacs.Series]:
     return listed[study.uid]
 
 
-def _search_and_open(config: PacsConfig, key: str) -> list[Input] | None:
-    """Search, pick a study and a series, open it: the new case's inputs, or None."""
+def _search_and_open(config: PacsConfig, key: str) -> None:
+    """Search, pick a study and a series, open it (the session's case from the next run)."""
     _search_form(config, key)
     studies: list[pacs.Study] = st.session_state.get("pacs_studies") or []
     if not studies:
-        return None
+        return
     st.dataframe([{"patient ID": s.patient_id, "name": s.patient_name, "date": s.date, "description": s.description,
                    "accession": s.accession, "modalities": s.modalities, "series": s.n_series, "images": s.n_instances}
                   for s in studies], hide_index=True, width="stretch")
@@ -112,7 +110,7 @@ def _search_and_open(config: PacsConfig, key: str) -> list[Input] | None:
         series = _series_of(config, studies[pick])
     except PacsError as exc:
         st.error(str(exc))
-        return None
+        return
     st.dataframe([{"series": s.number, "description": s.description, "modality": s.modality, "images": s.n_instances,
                    "opens": "yes" if not s.refusal else "no: " + s.refusal} for s in series], hide_index=True, width="stretch")
     chosen = series[st.selectbox("Series", range(len(series)), key=f"{key}_pacs_series",
@@ -120,11 +118,10 @@ def _search_and_open(config: PacsConfig, key: str) -> list[Input] | None:
     if chosen.refusal:
         st.warning(chosen.refusal)
     if st.button("Open this series", key=f"{key}_pacs_open", disabled=bool(chosen.refusal), type="primary"):
-        return _open(config, chosen)
-    return None
+        _open(config, chosen)  # opened: the page runs again with it as the case; else the error is shown
 
 
-def _open(config: PacsConfig, series: pacs.Series) -> list[Input] | None:
+def _open(config: PacsConfig, series: pacs.Series) -> None:
     """Retrieve the series with a progress bar, read it as an upload is read, check it is MR, and
     make it the session's case."""
     bar = st.progress(0.0, text="Retrieving the series from the PACS…")
@@ -133,25 +130,25 @@ def _open(config: PacsConfig, series: pacs.Series) -> list[Input] | None:
     except PacsError as exc:
         bar.empty()
         st.error(str(exc))
-        return None
+        return
     bar.empty()
     inputs = _as_inputs(got.files)
     readable = [i for i in inputs if i.stack is not None]
     if len(readable) != 1 or len(inputs) != 1:
         st.error(inputs[0].error if inputs and inputs[0].error else
                  "The series' images did not read as one stack of slices, so it is not opened.")
-        return None
+        return
     refusal = pacs.refusal_of(readable[0].stack)
     if refusal:
         st.error(refusal)
-        return None
+        return
     item = readable[0]
     label = f"{series.description or series.modality} ({item.stack.n_slices} slices)"
     item = Input(f"PACS: {label}", item.stack, key=item.key)
-    _opened()[item.key] = Origin(series, label)
+    fetched = f"{got.n_bytes / 2**20:.1f} MB downloaded" if got.downloaded else "fetched earlier in this session: no new download"
+    _opened()[item.key] = Origin(series, f"{label}, {fetched}")
     open_case(item)
-    st.toast(f"Opened {label}" + ("" if got.downloaded else " (already fetched: no new download)"))
-    return [item]
+    st.rerun()  # drawn again as the session's case, the search folded away
 
 
 def send_button(case, loaded, index: int, slice_mask, volume: float | None, report) -> None:
