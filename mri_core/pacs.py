@@ -115,10 +115,13 @@ def _talking(config: PacsConfig, doing: str):
     """Turn whatever the HTTP layer raises while ``doing`` into a :class:`PacsError` for the user."""
     import requests
 
+    invalid_dicom = require("pydicom.errors", "pydicom").InvalidDicomError
     try:
         yield
     except PacsError:
         raise
+    except invalid_dicom:  # e.g. a part that is not a DICOM file (no preamble) from a non-conformant server
+        raise PacsError(f"The PACS ({config.host}) sent an object that is not a DICOM file while {doing}.") from None
     except requests.exceptions.Timeout:
         raise PacsError(f"The PACS ({config.host}) did not answer within {config.timeout_s:g} s while {doing}. "
                         "Try again, or ask IT whether it is up.") from None
@@ -178,8 +181,8 @@ class Series:
 
     @property
     def label(self) -> str:
-        n = "?" if self.n_instances is None else self.n_instances
-        return f"{self.description or 'no description'} ({self.modality}, {n} images)"
+        n = "? images" if self.n_instances is None else f"{self.n_instances} image{'s' if self.n_instances != 1 else ''}"
+        return f"{self.description or 'no description'} ({self.modality}, {n})"
 
 
 def _value(item: Mapping, keyword: str) -> str:

@@ -131,7 +131,8 @@ def test_mask_page_from_the_pacs_sends_seg_sr_and_pdf_back_also_after_a_hand_edi
     pixels = hd.seg.Segmentation.from_dataset(ds).get_pixels_by_source_instance(uids, segment_numbers=[1])[..., 0]
     np.testing.assert_array_equal(pixels.astype(bool), case.masks(model))
     assert pixels[1].astype(bool)[40:80, 40:120].all()
-    assert ds.SegmentSequence[0].SegmentAlgorithmType == "SEMIAUTOMATIC"
+    # SEMIAUTOMATIC, or MANUAL where no voxel of the model's mask is left (the tiny model may find none)
+    assert ds.SegmentSequence[0].SegmentAlgorithmType == case.mask_origin(model) != "AUTOMATIC"
     srs = [s for s in pacs.list_series(pacs.PacsConfig(pacs_server.url), study) if s.modality == "SR"]
     figures = [pacs.read_measurement_report(DICOMwebClient(pacs_server.url).retrieve_series(study, s.uid)[0]) for s in srs]
     shown = {m.label: m.value for m in at.metric}
