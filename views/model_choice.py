@@ -15,13 +15,16 @@ from mri_core.tasks import TASKS
 def _load_model(name: str, models_dir: str) -> models.LoadedModel:
     return models.load(name)
 
+
 def get_model(name: str) -> models.LoadedModel:
     # The folder is part of the key so a different models/ (tests, MRI_MODELS_DIR) never hits a stale entry.
     return _load_model(name, str(models.default_root()))
 
+
 def model_card(name: str) -> Card:
     """The model's card, from the registry's cache (read again when its file changes)."""
     return models.read_card(name)
+
 
 def task_picker(key: str, kinds: tuple[str, ...] = ("classifier", "segmenter"), horizontal: bool = True) -> str:
     options = [t for t, task in TASKS.items() if task.kind in kinds and models.list_models(t)]
@@ -30,12 +33,14 @@ def task_picker(key: str, kinds: tuple[str, ...] = ("classifier", "segmenter"), 
         st.stop()
     return st.radio("Task", options, format_func=lambda t: TASKS[t].title, horizontal=horizontal, key=key)
 
+
 def model_picker(task: str, key: str, label: str = "Model") -> models.LoadedModel:
     names = models.list_models(task)
     default = models.default_model(task)
     name = st.selectbox(label, names, index=names.index(default), key=key,
                         format_func=lambda n: f"{n} (default)" if n == default else n)
     return get_model(name)
+
 
 def segmenter_picker(stacks: list[ImageStack], key: str) -> models.LoadedModel:
     """The tumour-mask model for this upload: the one ``models.segmenter_for`` picks (an upload with

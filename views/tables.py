@@ -20,6 +20,7 @@ def side_by_side(rows: list[dict], key: str = "model") -> "pd.DataFrame":
 
     return pd.DataFrame({r[key]: {k: text(v) for k, v in r.items() if k != key} for r in rows})
 
+
 def cross_source_rows(cards: dict[str, Card]) -> list[dict]:
     """One row per model and other source (``metrics.cross_source`` in the cards, from
     ``scripts/score_shift.py``): sensitivity, specificity and abstentions, each with its split."""
