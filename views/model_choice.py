@@ -3,6 +3,7 @@ model cache (``st.cache_resource``: one object per process, shared by every sess
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 
@@ -51,6 +52,8 @@ def _warming(models_dir: str) -> threading.Thread:
     thread = threading.Thread(target=load_all, name="warm-models", daemon=True)
     add_script_run_ctx(thread)  # the shared cache is reached from this thread as from a page
     thread.start()
+    # TensorFlow aborts the process if the interpreter shuts down while the thread is still in it.
+    atexit.register(thread.join, 60)
     return thread
 
 
