@@ -18,14 +18,23 @@ from mri_core.tasks import TASKS
 logger = logging.getLogger(__name__)
 
 
-@st.cache_resource(show_spinner="Loading model…")
+@st.cache_resource(show_spinner=False)  # no spinner of its own: the warm-up thread below fills it unseen
 def _load_model(name: str, models_dir: str) -> models.LoadedModel:
     return models.load(name)
 
 
+_ready: set[tuple[str, str]] = set()  # (name, folder) already in the cache: no spinner for them
+
+
 def get_model(name: str) -> models.LoadedModel:
     # The folder is part of the key so a different models/ (tests, MRI_MODELS_DIR) never hits a stale entry.
-    return _load_model(name, str(models.default_root()))
+    key = (name, str(models.default_root()))
+    if key in _ready:
+        return _load_model(*key)
+    with st.spinner("Loading model…"):
+        loaded = _load_model(*key)
+    _ready.add(key)
+    return loaded
 
 
 def warm_models_in_background() -> None:
