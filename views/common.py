@@ -35,6 +35,7 @@ class PageSpec:
     group: str  # the sidebar heading it is listed under
     url_path: str | None = None  # None: the default page, at the root
     default: bool = False
+    admin: bool = False  # listed for admins only
 
 
 PAGES = (
@@ -43,13 +44,15 @@ PAGES = (
     PageSpec("views/mask.py", "Tumour mask", ":material/edit:", "Read a scan", "mask"),
     PageSpec("views/compare.py", "Model comparison", ":material/bar_chart:", "Models", "compare"),
     PageSpec("views/activations.py", "Activation viewer", ":material/layers:", "Models", "activations"),
+    PageSpec("views/cases.py", "Cases", ":material/folder_open:", "Read a scan", "cases"),
+    PageSpec("views/audit.py", "Audit trail", ":material/policy:", "Administration", "audit", admin=True),
 )
 
 
 def navigation():
     """``st.navigation`` over ``PAGES``, grouped as listed; made on every run (a page object runs once)."""
     groups: dict[str, list] = {}
-    for p in PAGES:
+    for p in [p for p in PAGES if current_identity().is_admin or not p.admin]:
         page = st.Page(p.path, title=p.title, icon=p.icon, default=p.default, **({"url_path": p.url_path} if p.url_path else {}))
         groups.setdefault(p.group, []).append(page)
     return st.navigation(groups)
@@ -178,6 +181,7 @@ def open_case(item: Input) -> Case:
     if case is None:
         case = Case(item.key, item.label, item.stack, index=item.stack.n_slices // 2, sample=item.sample,
                     truth=item.truth, truth_mask_path=item.mask_path)
+        from views import store_session; store_session.reopen(case)  # noqa: E702  issue 28: the user's saved copy; audit
     cases[item.key] = case  # most recent last
     while len(cases) > MAX_CASES:
         cases.pop(next(iter(cases)))
@@ -326,6 +330,7 @@ def case_segmentation(case: Case, loaded: models.LoadedModel) -> None:
     """Put the model's masks for the whole scan into the case (once per case and model)."""
     if not case.has_model(loaded.name):
         case.set_model_result(loaded.name, *segment_volume(loaded, case.stack, case.key))
+        from views import store_session; store_session.model_run(case, loaded)  # noqa: E702  issue 28: audit
 
 
 def pdf_download(container, report: CaseReport, stack: ImageStack, key: str) -> None:
@@ -336,8 +341,12 @@ def pdf_download(container, report: CaseReport, stack: ImageStack, key: str) -> 
     if stack.patient and container.toggle("Patient details in the PDF", value=False, key=f"{key}_patient",
                                            help="Off: the report carries no patient identifier."):
         report.patient = dict(stack.patient)
+    from views import store_session  # issue 28: the report is audited (with whether it carried patient details)
+
     container.download_button("Report (PDF)", lambda: pdf_report(report), "mri_insight_report.pdf", "application/pdf",
-                              key=key, on_click="ignore")
+                              key=key, on_click=store_session.exported,
+                              args=(current_case(), "pdf", report.model_name, "report"),
+                              kwargs={"patient_details": bool(report.patient)})
 
 
 @dataclass

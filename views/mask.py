@@ -19,6 +19,7 @@ from mri_core.io.folders import mask_from_bytes, read_mask
 from mri_core.measure import volume_ml
 from mri_core.metrics import dice
 from mri_core.report import CaseReport
+from views import store_session
 from views.common import (
     Input, case_segmentation, choose_inputs, file_picker, mask_abstention, model_card, open_case, page_header,
     patient_details, pdf_download, reading_controls, segmenter_picker, show_errors, show_notes, slice_picker,
@@ -99,6 +100,7 @@ if editing:
                "covers leaves the mask. Undo and Reset act on this slice; the canvas's own toolbar only on strokes since "
                "the last Undo or Reset.")
 
+store_session.save(case)  # issue 28: the case and its edits in the database (kept in the session while it is away)
 seg = case.slice_mask(model, index)  # the one mask shown, measured, exported and reported
 mask, edited, m = seg.mask, seg.edited, seg.measurements
 left, right = st.columns(2)
@@ -164,16 +166,19 @@ report = export.report_text(m.as_dict(), model, stack.spacing_mm is not None, vo
                             file_name=case.name, date=case.opened, edited=edited, dice=dice_value, n_slices=stack.n_slices,
                             abstention_reason=seg.reason)
 d1, d2, d3, d4, d5 = st.columns(5)
-d1.download_button("Mask (PNG)", export.mask_png(mask), "mask.png", "image/png", key="dl_png", on_click="ignore")
+d1.download_button("Mask (PNG)", export.mask_png(mask), "mask.png", "image/png", key="dl_png",
+                   on_click=store_session.exported, args=(case, "png", model), kwargs={"edited": edited})
 d2.download_button("Masks (NIfTI)", export.mask_nifti(all_masks, stack), "mask.nii.gz", "application/gzip", key="dl_nii",
-                   on_click="ignore")
+                   on_click=store_session.exported, args=(case, "nifti", model), kwargs={"edited": case.edited(model)})
 if stack.format == "dicom" and stack.dicom_sources:
     try:
         seg_file = export.mask_dicom_seg(all_masks, stack, "MRI Insight " + model, "1")
-        d3.download_button("DICOM SEG", seg_file, "mask_seg.dcm", "application/dicom", key="dl_seg", on_click="ignore")
+        d3.download_button("DICOM SEG", seg_file, "mask_seg.dcm", "application/dicom", key="dl_seg",
+                            on_click=store_session.exported, args=(case, "dicom-seg", model), kwargs={"edited": case.edited(model)})
     except ValueError as exc:
         d3.caption(f"DICOM SEG unavailable: {exc}")
-d4.download_button("Report (text)", report.encode(), "report.txt", "text/plain", key="dl_report", on_click="ignore")
+d4.download_button("Report (text)", report.encode(), "report.txt", "text/plain", key="dl_report",
+                   on_click=store_session.exported, args=(case, "text", model, "report"), kwargs={"edited": edited})
 pdf_download(d5, CaseReport(
     file_name=case.name, date=case.opened, model_name=model, model_card=model_card(model), image=overlay,
     image_caption=f"Slice {index + 1} of {stack.n_slices}, " + ("mask edited by hand" if edited else "the model's mask"),

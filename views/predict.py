@@ -18,6 +18,7 @@ from mri_core.cards import Card
 from mri_core.display import display_name, display_order
 from mri_core.report import CaseReport
 from mri_core.tasks import TASKS
+from views import store_session
 from views.common import (
     case_segmentation, choose_inputs, file_picker, mask_abstention, model_picker, open_case, page_header,
     patient_details, pdf_download, reading_controls, segmenter_picker, show_errors, show_notes, slice_picker, task_picker,
@@ -76,6 +77,8 @@ def show_classification(case, index: int, reading) -> None:
     image = case.stack.slice(index)
     result = analysis(case, index)
     pred, cam, warnings = result.prediction, result.gradcam, result.warnings
+    store_session.model_run(case, loaded, index, pred)  # issue 28: audited once; the call kept with the case
+    store_session.save(case)  # issue 28
     if not pred.reliable:  # the abstention first, above anything that looks like a call
         st.error("### The model cannot judge this image\n"
                  f"{pred.reason or 'It is unlike the brain MRI slices the model was trained on.'}\n\n"
@@ -120,6 +123,7 @@ def show_segmentation(case, index: int, reading) -> None:
     image = case.stack.slice(index)
     # The whole file as one volume, as on the mask page and in the table, so all three agree.
     case_segmentation(case, loaded)
+    store_session.save(case)  # issue 28: the case and its masks in the database
     seg = case.slice_mask(loaded.name, index)
     mask_abstention(seg.reason)  # first, as a classifier's abstention
     for w in analysis(case, index).warnings:

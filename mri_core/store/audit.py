@@ -89,6 +89,7 @@ DETAIL_KEYS = {
     "n_slices": _count,
     "edited_slices": _count,
     "n_images": _count,
+    "n_models": _count,
     "n_instances": _count,
     "rows": _count,
     "version": _count,
