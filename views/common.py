@@ -49,10 +49,15 @@ PAGES = (
 )
 
 
+def visible_pages(identity) -> list[PageSpec]:
+    """The pages listed for this user: admin pages for admins only."""
+    return [p for p in PAGES if identity.is_admin or not p.admin]
+
+
 def navigation():
     """``st.navigation`` over ``PAGES``, grouped as listed; made on every run (a page object runs once)."""
     groups: dict[str, list] = {}
-    for p in [p for p in PAGES if current_identity().is_admin or not p.admin]:
+    for p in visible_pages(current_identity()):
         page = st.Page(p.path, title=p.title, icon=p.icon, default=p.default, **({"url_path": p.url_path} if p.url_path else {}))
         groups.setdefault(p.group, []).append(page)
     return st.navigation(groups)

@@ -5,7 +5,7 @@ import streamlit as st
 
 from mri_core import models
 from mri_core.tasks import TASKS
-from views.common import DISCLAIMER, PAGES, cross_source_rows, model_card
+from views.common import DISCLAIMER, cross_source_rows, current_identity, model_card, visible_pages
 
 st.title("MRI Insight")
 st.markdown(
@@ -18,7 +18,7 @@ st.warning(
     "come from a validation split held out from the training data, not from your hospital's scans."
 )
 
-others = [p for p in PAGES if not p.default]
+others = [p for p in visible_pages(current_identity()) if not p.default]  # issue 28: admin pages for admins only
 for column, page in zip(st.columns(len(others)), others):
     column.page_link(page.path, label=page.title, icon=page.icon)
 
