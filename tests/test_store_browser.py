@@ -4,6 +4,7 @@ with no patient identifier (issue 28)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -63,7 +64,7 @@ def test_a_hand_edit_survives_a_reload_and_a_server_restart(use_tiny_models, tmp
             edited = page.wait_for_function(
                 f"(b) => {{ const v = ({METRIC_JS})('Area'); return v !== null && v !== b ? v : null; }}",
                 arg=before, timeout=WAIT_MS, polling=200).json_value()
-            expect(page.locator('[data-testid="stImageCaption"]', has_text="Edited mask (by hand)")).to_be_visible()
+            expect(page.locator('[data-testid="stImageCaption"]', has_text=re.compile("edited by hand", re.I))).to_be_visible()
             with page.expect_download() as download:
                 page.get_by_role("button", name="Mask (PNG)").click()
             assert download.value.suggested_filename == "mask.png"
@@ -71,14 +72,14 @@ def test_a_hand_edit_survives_a_reload_and_a_server_restart(use_tiny_models, tmp
 
             page.reload()  # a new session: the uploader is empty, the file is dropped again
             assert open_scan(page, server.url) == edited
-            expect(page.locator('[data-testid="stImageCaption"]', has_text="Edited mask (by hand)")).to_be_visible()
+            expect(page.locator('[data-testid="stImageCaption"]', has_text=re.compile("edited by hand", re.I))).to_be_visible()
             page.screenshot(path=str(SHOTS / "case_after_reload.png"), full_page=True)
 
         with serve(use_tiny_models) as restarted:  # the server restarted on the same database file
             page = browser.new_context(viewport=VIEWPORT).new_page()
             page.set_default_timeout(WAIT_MS)
             assert open_scan(page, restarted.url) == edited
-            expect(page.locator('[data-testid="stImageCaption"]', has_text="Edited mask (by hand)")).to_be_visible()
+            expect(page.locator('[data-testid="stImageCaption"]', has_text=re.compile("edited by hand", re.I))).to_be_visible()
             page.goto(restarted.url + "/cases", timeout=WAIT_MS)
             expect(page.locator('[data-testid="stDataFrame"]')).to_be_visible()
             page.screenshot(path=str(SHOTS / "cases_after_restart.png"), full_page=True)

@@ -11,7 +11,8 @@ import streamlit as st
 
 from mri_core.store import StoreUnavailable
 from views import store_session
-from views.common import current_case, current_identity, page_header
+from views.navigation import page_header
+from views.session_case import current_case, current_identity
 
 page_header(__file__)
 

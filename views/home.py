@@ -5,7 +5,11 @@ import streamlit as st
 
 from mri_core import models
 from mri_core.tasks import TASKS
-from views.common import DISCLAIMER, cross_source_rows, current_identity, model_card, visible_pages
+from mri_core.display import DISCLAIMER
+from views.model_choice import model_card
+from views.navigation import visible_pages
+from views.session_case import current_identity
+from views.tables import cross_source_rows
 
 st.title("MRI Insight")
 st.markdown(

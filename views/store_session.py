@@ -23,7 +23,7 @@ from mri_core.case import Case
 from mri_core.store import PixelPolicy, Store, StoreUnavailable, database_url
 from mri_core.store.audit import MINOR_FAILURE, SUCCESS, AuditEvent, client_address, weights_sha256
 from mri_core.store.cases import Call, CaseSnapshot, decode_pixels, encode_pixels, restore, snapshot
-from views.common import current_identity
+from views.session_case import current_identity
 
 PROXIES_ENV = "MRI_INSIGHT_TRUSTED_PROXIES"  # comma-separated addresses whose X-Forwarded-For is believed
 
@@ -143,7 +143,8 @@ def reopen(case: Case) -> None:
 
 def open_stored(case_id: int) -> Case | None:
     """Reopen one of the user's saved cases from its kept pixels (None when it has none)."""
-    from views.common import Input, open_case
+    from views.scan_input import Input
+    from views.session_case import open_case
 
     stored = store().load_case(current_identity(), case_id)
     if stored is None or stored.pixels is None:

@@ -86,16 +86,22 @@ def make_engine(url: str) -> Engine:
 
 @contextmanager
 def _sqlite_file_lock(engine: Engine):
-    database = engine.url.database
-    if not database or database == ":memory:":
+    """A lock file beside the database, for the migration. Best effort: where it cannot be made (a
+    read-only folder) the database cannot be migrated either, and one at head needs no lock."""
+    database = engine.url.database or ":memory:"
+    if database.startswith("file:"):  # a URI (e.g. ?mode=ro): its path
+        database = database[len("file:"):].split("?")[0]
+    try:
+        handle = open(f"{database}.migrate-lock", "a") if database != ":memory:" else None
+    except OSError:
+        handle = None
+    try:
+        if handle is not None:
+            fcntl.flock(handle, fcntl.LOCK_EX)
         yield
-        return
-    with open(f"{database}.migrate-lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    finally:
+        if handle is not None:
+            handle.close()  # closing releases the lock
 
 
 def migrate(engine: Engine) -> str:
