@@ -38,6 +38,21 @@ POSTGRES_GUARD = [
 
 
 def upgrade() -> None:
+    _audit_events()
+    _cases()
+    op.create_table(
+        "settings",
+        sa.Column("name", sa.String(64), primary_key=True),
+        sa.Column("value", sa.Text, nullable=False),
+        sa.Column("updated_at", UTC, nullable=False),
+        sa.Column("updated_by", sa.String(600), nullable=False),
+    )
+    dialect = op.get_bind().dialect.name
+    for statement in SQLITE_TRIGGERS if dialect == "sqlite" else POSTGRES_GUARD if dialect == "postgresql" else []:
+        op.execute(statement)
+
+
+def _audit_events() -> None:
     op.create_table(
         "audit_events",
         sa.Column("id", ID, primary_key=True, autoincrement=True),
@@ -61,6 +76,9 @@ def upgrade() -> None:
     )
     op.create_index("ix_audit_events_at", "audit_events", ["at"])
     op.create_index("ix_audit_events_user", "audit_events", ["user_issuer", "user_subject"])
+
+
+def _cases() -> None:
     op.create_table(
         "cases",
         sa.Column("id", ID, primary_key=True, autoincrement=True),
@@ -79,16 +97,6 @@ def upgrade() -> None:
         sa.Column("pixels_until", UTC),
         sa.UniqueConstraint("owner_issuer", "owner_subject", "content_hash", "branch", name="uq_cases_owner_hash_branch"),
     )
-    op.create_table(
-        "settings",
-        sa.Column("name", sa.String(64), primary_key=True),
-        sa.Column("value", sa.Text, nullable=False),
-        sa.Column("updated_at", UTC, nullable=False),
-        sa.Column("updated_by", sa.String(600), nullable=False),
-    )
-    dialect = op.get_bind().dialect.name
-    for statement in SQLITE_TRIGGERS if dialect == "sqlite" else POSTGRES_GUARD if dialect == "postgresql" else []:
-        op.execute(statement)
 
 
 def downgrade() -> None:
