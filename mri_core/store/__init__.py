@@ -147,7 +147,8 @@ class Store:
     # ------------------------------------------------------------------ cases
 
     def list_cases(self, identity: Identity) -> list[CaseSummary]:
-        """The user's own cases, the last saved first."""
+        """The user's own cases, the last saved first (pixels past their retention dropped first)."""
+        self.purge_expired_pixels()
         query = select(*SUMMARY_COLUMNS).where(_owned(identity)).order_by(schema.cases.c.updated_at.desc())
         with self._begin() as conn:
             return [_summary(r) for r in conn.execute(query)]
