@@ -69,6 +69,10 @@ def test_a_hand_edit_survives_a_reload_and_a_server_restart(use_tiny_models, tmp
                 page.get_by_role("button", name="Mask (PNG)").click()
             assert download.value.suggested_filename == "mask.png"
             page.wait_for_function(IDLE, timeout=WAIT_MS, polling=200)
+            with page.expect_download() as download:  # made on request (a callable): audited all the same
+                page.get_by_role("button", name="Masks (NIfTI)").click()
+            assert download.value.suggested_filename == "mask.nii.gz"
+            page.wait_for_function(IDLE, timeout=WAIT_MS, polling=200)
 
             page.reload()  # a new session: the uploader is empty, the file is dropped again
             assert open_scan(page, server.url) == edited
@@ -89,7 +93,8 @@ def test_a_hand_edit_survives_a_reload_and_a_server_restart(use_tiny_models, tmp
     rows = Store(url).audit_rows()
     events = [r["event"] for r in rows]
     assert {"file-opened", "model-run", "mask-edited", "case-saved"} <= set(events), events
-    assert [r["detail"] for r in rows if r["event"] == "export"] == ['{"edited":true,"format":"png"}']
+    assert [r["detail"] for r in rows if r["event"] == "export"] == ['{"edited":true,"format":"png"}',
+                                                                     '{"edited":true,"format":"nifti"}']
     assert sum(r["event"] == "file-opened" and '"reopened":true' in r["detail"] for r in rows) == 2
     assert all((r["user_issuer"], r["user_subject"]) == (SINGLE_USER.issuer, SINGLE_USER.subject) for r in rows)
     dump = repr(rows)
