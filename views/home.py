@@ -6,7 +6,8 @@ from mri_core import models
 from mri_core.display import DISCLAIMER
 from mri_core.tasks import TASKS
 from views.model_choice import model_card
-from views.navigation import PAGES
+from views.navigation import visible_pages
+from views.session_case import current_identity
 from views.tables import cross_source_table, side_by_side
 
 st.title("MRI Insight")
@@ -20,7 +21,7 @@ st.warning(
     "come from a validation split held out from the training data, not from your hospital's scans."
 )
 
-others = [p for p in PAGES if not p.default]
+others = [p for p in visible_pages(current_identity()) if not p.default]  # issue 28: admin pages for admins only
 for column, page in zip(st.columns(len(others)), others):
     column.page_link(page.path, label=page.title, icon=page.icon)
 
