@@ -16,9 +16,11 @@ from mri_core import inference, rows
 from mri_core.annotate import mask_overlay, orientation_marks, reading_view, window_level
 from mri_core.cards import Card
 from mri_core.display import display_name, display_order, percent
+from mri_core.preprocess import to_uint8
 from mri_core.report import CaseReport
 from mri_core.tasks import TASKS
 from views import pacs_source  # PACS (issue 29)
+from views import store_session
 from views.model_choice import model_picker, segmenter_picker, task_picker
 from views.navigation import page_header
 from views.reading import patient_details, pdf_download, reading_controls, show_notes, slice_picker
@@ -80,6 +82,8 @@ def show_classification(case, index: int, reading) -> None:
     image = case.stack.slice(index)
     result = analysis(case, index)
     pred, cam, warnings = result.prediction, result.gradcam, result.warnings
+    store_session.model_run(case, loaded, index, pred)  # issue 28: audited once; the call kept with the case
+    store_session.save(case)  # issue 28
     if not pred.reliable:  # the abstention first, above anything that looks like a call
         st.error("### The model cannot judge this image\n"
                  f"{pred.reason or 'It is unlike the brain MRI slices the model was trained on.'}\n\n"
@@ -114,7 +118,10 @@ def show_classification(case, index: int, reading) -> None:
         st.caption(f"Known answer for this sample: **{display_name(case.truth)}**")
     pdf_download(st, CaseReport(
         file_name=case.name, date=case.opened, model_name=loaded.name, model_card=loaded.card, image=cam,
-        image_caption=f"Slice {index + 1} of {case.stack.n_slices}: Grad-CAM for the top class on the model's input",
+        slice_image=to_uint8(image),
+        probabilities=[(display_name(pred.class_names[i]), float(pred.probs[i])) for i in display_order(pred.class_names)],
+        image_caption=f"Slice {index + 1} of {case.stack.n_slices} as read (left); Grad-CAM for the top class on the "
+                      "model's input (right)",
         slice_index=index, n_slices=case.stack.n_slices, call=name if pred.reliable else None,
         confidence=pred.confidence, uncertainty=pred.uncertainty, abstained=not pred.reliable,
         abstention_reason=pred.reason, warnings=list(warnings)), case.stack, key="predict_pdf")
@@ -124,6 +131,7 @@ def show_segmentation(case, index: int, reading) -> None:
     image = case.stack.slice(index)
     # The whole file as one volume, as on the mask page and in the table, so all three agree.
     case_segmentation(case, loaded)
+    store_session.save(case)  # issue 28: the case and its masks in the database
     seg = case.slice_mask(loaded.name, index)
     mask_abstention(seg.reason)  # first, as a classifier's abstention
     for w in analysis(case, index).warnings:
