@@ -137,6 +137,14 @@ def test_mask_page_from_the_pacs_sends_seg_sr_and_pdf_back_also_after_a_hand_edi
     figures = [pacs.read_measurement_report(DICOMwebClient(pacs_server.url).retrieve_series(study, s.uid)[0]) for s in srs]
     shown = {m.label: m.value for m in at.metric}
     assert any(f"{f['Area'][0]:.0f} mm²" == shown["Area"] for f in figures), (figures, shown)
+    # Every query, retrieve and store is in the audit trail, with counts and flags only.
+    from mri_core.store import Store, database_url
+
+    rows = [r for r in Store(database_url()).audit_rows(events=["pacs-query", "pacs-retrieve", "pacs-store"])
+            if r["case_hash"] in (None, case.key)]
+    kinds = [r["event"] for r in rows]
+    assert {"pacs-query", "pacs-retrieve"} <= set(kinds) and kinds.count("pacs-store") >= 2
+    assert not any("SYN-APP-MASK" in str(r) or study in str(r) for r in rows)  # no patient ID, no UID
 
 
 def test_sending_turned_off_is_said_and_a_refusing_pacs_keeps_the_downloads(pacs_server, pacs_refusing_seg):

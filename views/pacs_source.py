@@ -16,6 +16,8 @@ import streamlit as st
 from mri_core import pacs, segmentation
 from mri_core.access import SINGLE_USER
 from mri_core.pacs import PacsConfig, PacsError
+from mri_core.store.audit import SERIOUS_FAILURE, SUCCESS
+from views import store_session
 from views.scan_input import Input, _as_inputs
 from views.session_case import current_case, current_identity, open_case
 
@@ -28,6 +30,11 @@ class Origin:
 
     series: pacs.Series
     label: str
+
+
+def _audit(event: str, failed: bool = False, **detail) -> None:
+    """An audit row for a PACS query, retrieve or store: counts and flags only (no UID, no name)."""
+    store_session.audit(event, SERIOUS_FAILURE if failed else SUCCESS, **detail)
 
 
 def _opened() -> dict[str, Origin]:
@@ -81,17 +88,24 @@ def _search_form(config: PacsConfig, key: str) -> None:
         if st.form_submit_button("Search the PACS"):
             st.session_state.pop("pacs_studies", None)
             try:
-                st.session_state["pacs_studies"] = pacs.search_studies(
-                    config, patient_id=patient_id, patient_name=name, date_from=date_from, date_to=date_to,
-                    modality=modality, accession=accession)
+                studies = pacs.search_studies(config, patient_id=patient_id, patient_name=name, date_from=date_from,
+                                              date_to=date_to, modality=modality, accession=accession)
+                st.session_state["pacs_studies"] = studies
+                _audit("pacs-query", query_level="study", rows=len(studies))
             except PacsError as exc:
+                _audit("pacs-query", failed=True, query_level="study")
                 st.error(str(exc))
 
 
 def _series_of(config: PacsConfig, study: pacs.Study) -> list[pacs.Series]:
     listed = st.session_state.setdefault("pacs_series", {})
     if study.uid not in listed:
-        listed[study.uid] = pacs.list_series(config, study.uid)
+        try:
+            listed[study.uid] = pacs.list_series(config, study.uid)
+        except PacsError:
+            _audit("pacs-query", failed=True, query_level="series")
+            raise
+        _audit("pacs-query", query_level="series", rows=len(listed[study.uid]))
     return listed[study.uid]
 
 
@@ -129,6 +143,7 @@ def _open(config: PacsConfig, series: pacs.Series) -> None:
         got = pacs.retrieve_series(config, series, progress=lambda f: bar.progress(f, text=f"Retrieved {f:.0%} of the series"))
     except PacsError as exc:
         bar.empty()
+        _audit("pacs-retrieve", failed=True, source="pacs")
         st.error(str(exc))
         return
     bar.empty()
@@ -147,6 +162,8 @@ def _open(config: PacsConfig, series: pacs.Series) -> None:
     item = Input(f"PACS: {label}", item.stack, key=item.key)
     fetched = f"{got.n_bytes / 2**20:.1f} MB downloaded" if got.downloaded else "fetched earlier in this session: no new download"
     _opened()[item.key] = Origin(series, f"{label}, {fetched}")
+    store_session.audit("pacs-retrieve", SUCCESS, item.key, source="pacs", n_instances=len(got.files),
+                        n_slices=item.stack.n_slices, modality=item.stack.modality)
     open_case(item)
     st.rerun()  # drawn again as the session's case, the search folded away
 
@@ -176,7 +193,10 @@ def send_button(case, loaded, index: int, slice_mask, volume: float | None, repo
                 stored = pacs.send_results(config, case.masks(loaded.name), case.stack, findings, pdf_report(report))
             st.session_state["pacs_sent"] = (case.key, f"Stored on the PACS in this scan's study: {', '.join(stored.kinds)} "
                                                        f"({stored.n_objects} new series, {stored.n_bytes / 1024:.0f} kB).")
+            store_session.audit("pacs-store", SUCCESS, case.key, loaded.name, n_instances=stored.n_objects,
+                                edited=findings.edited, slice=index + 1)
         except PacsError as exc:
+            store_session.audit("pacs-store", SERIOUS_FAILURE, case.key, loaded.name, edited=findings.edited)
             st.session_state["pacs_sent"] = (case.key, "")
             c2.error(f"{exc} The DICOM SEG, the report and the PDF stay downloadable above.")
     sent = st.session_state.get("pacs_sent")
