@@ -147,3 +147,34 @@ def paste_into(rng, hosts: np.ndarray, bank: list[Lesion], n: int) -> tuple[np.n
             used.append(i)
     shape = (0, *hosts.shape[1:])
     return (np.stack(images) if images else np.zeros(shape, np.float32)), np.asarray(used, int)
+
+
+def pasted_training_images(task, pre: dict, x: np.ndarray, y: np.ndarray, sources: np.ndarray, n: int, seed: int,
+                           cache: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    """(images, labels, sources, record): ``n`` glioma images made by pasting lesions of the LGG
+    training patients into tumour-free training images: half into the web-collected ``notumor``
+    images among ``x`` (``sources`` says which), half into OASIS slices of the dementia set's
+    training subjects. Each keeps its host's source: a web-collected slice with a tumour exists now."""
+    from mri_core import data as D
+    from mri_core.io.folders import list_lgg
+    from mri_core.tasks import get_task
+    from mri_core.training.sources import OASIS, WEB
+
+    rng = np.random.default_rng([seed, 26])
+    lgg_dir, alz = get_task("lgg").data_dir, get_task("alzheimer")
+    donors = {s.patient_id for s in list_lgg(lgg_dir)} - set(D.lgg_validation_patients(lgg_dir))
+    bank = lesion_bank(lgg_dir, donors, limit=max(n, 50), seed=seed, min_px=D.MIN_TUMOR_PX)
+    notumor = task.class_names.index("notumor")
+    web_hosts = x[(np.asarray(y) == notumor) & (np.asarray(sources) == WEB)]
+    xo, _, _ = D.load_classification(alz.data_dir, alz.class_names, pre, cache=cache)
+    oasis_train, _ = D.oasis_split(alz.data_dir, alz.class_names, cache=cache)
+    oasis_hosts = xo[oasis_train]
+    web, _ = paste_into(rng, web_hosts, bank, n - n // 2)
+    oasis, _ = paste_into(rng, oasis_hosts, bank, n // 2)
+    images = np.concatenate([web, oasis])
+    glioma = task.class_names.index("glioma")
+    record = {"lesions": len(bank), "donors": "LGG training patients' FLAIR (not the 14 validation patients)",
+              "into_web_notumor": int(len(web)), "into_oasis_training_slices": int(len(oasis)), "label": "glioma",
+              "method": "training.lesions: host brain mean/spread, donor's brain share, soft edge, inside the brain"}
+    print(f"pasted lesions: {len(web)} web-collected notumor + {len(oasis)} OASIS hosts, {len(bank)} lesions", flush=True)
+    return images, np.full(len(images), glioma, y.dtype), np.asarray([WEB] * len(web) + [OASIS] * len(oasis)), record
