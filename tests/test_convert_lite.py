@@ -92,3 +92,4 @@ def test_builders_start_from_the_imagenet_backbone(keras_lite0, name, channels, 
     ref = efficientnet_lite0_imagenet((64, 64, 3))
     ref.set_weights(keras_lite0.get_weights())
     np.testing.assert_allclose(np.asarray(ours), np.asarray(keras.Model(ref.input, ref.get_layer(last).output)(grey)), atol=1e-4)
+

@@ -68,7 +68,9 @@ def parse_args(argv=None):
                                "the class probabilities the app reads (training.heads)")
     p.add_argument("--input-channel", choices=list(LGG_CHANNELS),
                    help="lgg: train on this one sequence of the three (e.g. flair), given as a grey slice")
-    p.add_argument("--imagenet-weights", type=Path, help="ImageNet weights file for a Keras Applications backbone")
+    p.add_argument("--imagenet-weights", type=Path,
+                   help="ImageNet weights file for the backbone: a Keras Applications one, or for efficientnet_lite0 and "
+                        "unet_efficientnet_lite0 models/pretrained/efficientnet_lite0_imagenet.weights.h5")
     p.add_argument("--default", action="store_true", help="mark as the task's default model")
     p.add_argument("--no-cache", action="store_true")
     p.add_argument("--precision", choices=["float32", "mixed_bfloat16"], default="float32",

@@ -19,6 +19,7 @@ import numpy as np
 
 EDGE_SIGMA = 2.0  # px of the donor slice: the feathering of the lesion's edge
 MARGIN = 6  # px kept around the lesion's box, so the feathered edge is not cut off
+MAX_BRAIN_SHARE = 0.25  # a donor high or low in the head (little brain in its mask) would fill a host's brain
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ def _placed(rng, lesion: Lesion, brain: np.ndarray, size_jitter: float) -> tuple
     """(z, alpha) of ``lesion`` scaled to its share of the host ``brain``, turned and mirrored at
     random, and laid at a random place of the host's size; None if it cannot fit inside the brain."""
     area = float(lesion.alpha.sum())
-    scale = np.sqrt(lesion.brain_share * brain.sum() / max(area, 1.0)) * np.exp(rng.uniform(-size_jitter, size_jitter))
+    scale = np.sqrt(min(lesion.brain_share, MAX_BRAIN_SHARE) * brain.sum() / max(area, 1.0)) * np.exp(rng.uniform(-size_jitter, size_jitter))
     h, w = (max(int(round(d * scale)), 3) for d in lesion.alpha.shape)
     if h >= brain.shape[0] or w >= brain.shape[1]:
         return None
