@@ -1,9 +1,9 @@
-"""MRI Insight: the entry file only routes (st.navigation over ``views.common.PAGES``)."""
+"""MRI Insight: the entry file only routes (st.navigation over ``views.navigation.PAGES``)."""
 
 import streamlit as st
 from streamlit.runtime.scriptrunner import script_runner
 
-from views.common import keep_choices, navigation
+from views.navigation import keep_choices, navigation
 
 
 def _keep_shared_models() -> None:

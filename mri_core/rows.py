@@ -76,7 +76,7 @@ def segmenter_row(item: SliceItem, loaded, seg, warnings: list[str]) -> dict:
     from mri_core.measure import measure
 
     m = measure(seg.mask, item.spacing_mm)
-    tp = float(seg.tumor_probability)
+    tp = float(seg.tumour_probability)
     row = _base(item, loaded, "tumor" if seg.present else "no tumor", seg.reliable, warnings)
     row.update({"confidence": tp if seg.present else 1.0 - tp, "uncertainty": np.nan, "reason": seg.reason,
                 "tumor_probability": tp, "area_px": m.area_px, "area_mm2": np.nan if m.area_mm2 is None else m.area_mm2})
@@ -100,7 +100,8 @@ def score_rows(loaded, items: list[SliceItem]) -> list[dict]:
     rows = []
     for _, group in itertools.groupby(items, key=lambda it: it.path):
         group = list(group)
-        for it, seg in zip(group, inference.segment(loaded, [it.image for it in group], volume=True)):
+        segs = inference.segment(loaded, [it.image for it in group], volume=True, modality=[it.modality for it in group])
+        for it, seg in zip(group, segs):
             rows.append(segmenter_row(it, loaded, seg, inference.input_warnings(it.image, loaded, None, it.modality)))
     return rows
 

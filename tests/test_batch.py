@@ -132,9 +132,9 @@ def test_lgg_to_parquet_equals_segment_and_measure(folder, cluster, tmp_path):
             row = good.loc[(rel, k + 1)]
             m = measure(s.mask, stack.spacing_mm)
             assert row["prediction"] == ("tumor" if s.present else "no tumor")
-            assert row["tumor_probability"] == pytest.approx(s.tumor_probability, abs=1e-5)
-            assert row["confidence"] == pytest.approx(max(s.tumor_probability, 1 - s.tumor_probability), abs=1e-5)
-            assert row["p_tumor"] == pytest.approx(s.tumor_probability, abs=1e-5)
+            assert row["tumor_probability"] == pytest.approx(s.tumour_probability, abs=1e-5)
+            assert row["confidence"] == pytest.approx(max(s.tumour_probability, 1 - s.tumour_probability), abs=1e-5)
+            assert row["p_tumor"] == pytest.approx(s.tumour_probability, abs=1e-5)
             assert row["area_px"] == m.area_px
             if m.area_mm2 is None:
                 assert np.isnan(row["area_mm2"])

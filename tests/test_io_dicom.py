@@ -162,3 +162,24 @@ def test_dicom_window_presets_in_slice_units():
     stack = read_image(buf.getvalue(), "w.dcm")
     assert stack.windows == [("FULL", 0.5, 1.0), ("NARROW", 0.25, 0.5)]
     assert read_image(dicom_bytes((phantom() * 1000).astype(np.uint16)), "n.dcm").windows == []
+
+
+@pytest.mark.parametrize("field,value,said", [("PixelSpacing", "abc\\def", "PixelSpacing (abc\\def)"),
+                                              ("PixelSpacing", "0\\0.5", "not a positive size"),
+                                              ("SliceThickness", "thick", "SliceThickness (thick)")])
+def test_a_malformed_spacing_is_said_not_swallowed(field, value, said):
+    """issue 27: a malformed PixelSpacing was dropped silently and the page blamed PNG/JPEG."""
+    import io as _io
+
+    import pydicom
+    from pydicom import config
+
+    ds = pydicom.dcmread(_io.BytesIO(dicom_bytes((phantom() * 1000).astype(np.uint16))))
+    with config.disable_value_validation():  # a damaged field, written as text where numbers belong
+        ds[field] = pydicom.DataElement(pydicom.datadict.tag_for_keyword(field), "LO", value)
+        buf = _io.BytesIO()
+        ds.save_as(buf)
+    stack = read_image(buf.getvalue(), "odd.dcm")
+    assert any(said in note for note in stack.notes), stack.notes
+    if field == "PixelSpacing":
+        assert stack.spacing_mm is None

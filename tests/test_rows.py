@@ -45,7 +45,7 @@ def test_segmenter_rows_score_each_file_as_one_volume(segmenter):
     assert len(got) == 4
     for r, (s, path, spacing) in zip(got, expected):
         m = measure(s.mask, spacing)
-        assert r["path"] == path and r["tumor_probability"] == s.tumor_probability and r["p_tumor"] == s.tumor_probability
+        assert r["path"] == path and r["tumor_probability"] == s.tumour_probability and r["p_tumor"] == s.tumour_probability
         assert r["prediction"] == r["top_class"] == ("tumor" if s.present else "no tumor") and r["reliable"] is True
         assert r["area_px"] == m.area_px and (np.isnan(r["area_mm2"]) if m.area_mm2 is None else r["area_mm2"] == m.area_mm2)
         assert np.isnan(r["uncertainty"])

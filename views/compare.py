@@ -10,13 +10,15 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from mri_core import compare, models
+from mri_core import compare, inference, models
 from mri_core.cards import Card
 from mri_core.display import display_name, display_order
 from mri_core.io import read_image
 from mri_core.samples import sample_dir
 from mri_core.tasks import TASKS
-from views.common import cross_source_rows, get_model, model_card, page_header, side_by_side, task_picker
+from views.model_choice import get_model, model_card, task_picker
+from views.navigation import page_header
+from views.tables import cross_source_rows, side_by_side
 
 page_header(__file__)
 
@@ -115,7 +117,7 @@ try:
     n_images = compare.count_images(folder, None if is_seg else list(TASKS[task].class_names))
     evaluated = []
     for i, n in enumerate(chosen):
-        ms = latency(n) * (2 if is_seg else 4)  # views per image: the mirror for masks, 4 TTA views for classes
+        ms = latency(n) * inference.views_per_image("segmenter" if is_seg else "classifier")
         progress.progress(i / len(chosen), text=f"Evaluating {n} ({i + 1} of {len(chosen)}) on {n_images:,} images, "
                                                 f"about {max(1, round(n_images * ms / 1000))} s for this model…")
         evaluated.append(run_eval(n, str(folder), is_seg))

@@ -5,7 +5,10 @@ import streamlit as st
 
 from mri_core import models
 from mri_core.tasks import TASKS
-from views.common import DISCLAIMER, PAGES, cross_source_rows, model_card
+from mri_core.display import DISCLAIMER
+from views.model_choice import model_card
+from views.navigation import PAGES
+from views.tables import cross_source_rows
 
 st.title("MRI Insight")
 st.markdown(
