@@ -307,8 +307,8 @@ def efficientnet_lite0_imagenet(input_shape=(224, 224, 3)) -> keras.Model:
 
 def load_lite0_imagenet(model: keras.Model, path=None) -> int:
     """Copy the converted ImageNet weights into every layer of ``model`` named as in Lite0 (all of
-    the backbone, or all but its head); a stem with other than 3 input channels gets the mean of
-    the RGB kernels times 3, so a grey image repeated on every channel answers as grey RGB does.
+    the backbone, or all but its head). A stem with k input channels other than 3 gets the sum of
+    the RGB kernels divided by k on each: a grey image on every channel answers as grey RGB does.
     Returns the number of layers filled."""
     path = Path(path or LITE0_IMAGENET)
     if not path.exists():
@@ -323,9 +323,9 @@ def load_lite0_imagenet(model: keras.Model, path=None) -> int:
         if layer.name.startswith("head_") and not any(t.name == layer.name for t in model.layers):
             continue  # a backbone without its head (the U-Net's)
         target = model.get_layer(layer.name)  # ValueError: not a Lite0 backbone
-        if layer.name == "stem_conv" and target.get_weights()[0].shape[2] != 3:
-            weights = [np.repeat(weights[0].sum(axis=2, keepdims=True), target.get_weights()[0].shape[2], axis=2)
-                       / target.get_weights()[0].shape[2]]
+        k = target.get_weights()[0].shape[2] if layer.name == "stem_conv" else 3
+        if k != 3:
+            weights = [np.repeat(weights[0].sum(axis=2, keepdims=True) / k, k, axis=2)]
         target.set_weights(weights)
         filled += 1
     return filled

@@ -4,6 +4,7 @@ model and a complete card; augmentation, callbacks and the recipes' pieces."""
 import json
 
 import numpy as np
+import pytest
 
 from mri_core.models import list_models, load, read_card
 from mri_core.training.augment import AugmentedBatches, change_appearance
@@ -255,3 +256,11 @@ def test_source_shortcut_options_train_a_model_the_app_loads(synthetic_data, tmp
     pasted = split.extra["pasted_lesions"]  # kept as the card's extra keys
     assert pasted["into_web_notumor"] + pasted["into_oasis_training_slices"] == 6 and pasted["label"] == "glioma"
     assert set(split.extra["sources"]["train"]) == {"tumour_set_hospital_t1c", "tumour_set_web", "lgg_flair", "oasis"}
+
+
+def test_source_shortcut_options_are_refused_for_a_task_without_sources(synthetic_data, tmp_path):
+    from mri_core import train
+
+    with pytest.raises(SystemExit, match="tumour-type task"):
+        train.main(["alzheimer", "--arch", "mri_sepnet", "--data-dir", str(synthetic_data["alzheimer"]), "--out", str(tmp_path),
+                    "--source-adversarial", "0.3"])

@@ -156,8 +156,8 @@ def _compiled_model(args, arch, task, size: int, channels: int):
 
 
 def source_onehot(sources: np.ndarray) -> np.ndarray:
-    index = {s: i for i, s in enumerate(SOURCES)}
-    return keras.utils.to_categorical([index.get(str(s), 0) for s in sources], len(SOURCES))
+    """The source head's targets: one column per ``SOURCES`` name (any other name is an error)."""
+    return keras.utils.to_categorical([SOURCES.index(str(s)) for s in sources], len(SOURCES))
 
 
 def _batches(args, xtr: np.ndarray, ytr: np.ndarray, n: int, sources: np.ndarray, task) -> AugmentedBatches:

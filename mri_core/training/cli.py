@@ -97,8 +97,9 @@ def main(argv=None):
     if arch.kind != task.kind:
         raise SystemExit(f"{args.arch} is a {arch.kind}; task {args.task} needs a {task.kind}")
     args.name = args.name or f"{args.task}_{args.arch}"
-    if (args.two_questions or args.balance_sources == "presence") and "notumor" not in task.class_names:
-        raise SystemExit("--two-questions and --balance-sources presence need a task with a notumor class")
+    shortcut_options = args.two_questions or args.balance_sources != "off" or args.source_adversarial or args.paste_lesions
+    if shortcut_options and "notumor" not in task.class_names:
+        raise SystemExit("the options against source shortcuts are for the tumour-type task (its images carry a source)")
 
     keras.utils.set_random_seed(args.seed)
     keras.mixed_precision.set_global_policy(args.precision)
