@@ -3,6 +3,7 @@
 import streamlit as st
 from streamlit.runtime.scriptrunner import script_runner
 
+from views.model_choice import warm_models_in_background
 from views.navigation import keep_choices, navigation
 
 
@@ -23,5 +24,6 @@ script_runner._clean_problem_modules = _keep_shared_models
 
 st.set_page_config(page_title="MRI Insight", page_icon="🧠", layout="wide")
 
+warm_models_in_background()
 keep_choices()
 navigation().run()

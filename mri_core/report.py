@@ -68,6 +68,8 @@ class CaseReport:
     edited: bool = False
     warnings: list[str] = field(default_factory=list)
     patient: dict[str, str] | None = None  # written only when the user switched it on
+    slice_image: np.ndarray | None = None  # RGB or grey uint8: the slice as read, beside ``image`` (a classifier's report)
+    probabilities: list[tuple[str, float]] = field(default_factory=list)  # (readable class, calibrated probability)
 
 
 def _rows(pdf, rows: list[tuple[str, str]], label_w: float = 60) -> None:
@@ -110,18 +112,28 @@ def _result_page(pdf, r: CaseReport) -> None:
             if r.uncertainty is not None:
                 rows.append(("Uncertainty (TTA std)", f"{r.uncertainty:.2f}"))
             _rows(pdf, rows)
+    if r.probabilities:
+        label = "Probabilities" if r.call is not None else "Probabilities (no call)"
+        _rows(pdf, [(label if i == 0 else "", f"{name}: {percent(p)}") for i, (name, p) in enumerate(r.probabilities)])
     if r.measurements is not None:
         _rows(pdf, measurement_rows(r.measurements, r.spacing_known, edited=r.edited, volume_ml=r.volume_ml, dice=r.dice))
     if r.warnings:
         _rows(pdf, [("Warning", w) for w in r.warnings])
 
-    img = Image.fromarray(np.asarray(r.image, np.uint8))
-    side = 110.0  # mm on the page
-    w, h = img.size
+    pictures = [np.asarray(r.image, np.uint8)] if r.slice_image is None else [np.asarray(r.slice_image, np.uint8),
+                                                                             np.asarray(r.image, np.uint8)]
+    side = 110.0 if len(pictures) == 1 else 85.0  # mm on the page
     pdf.ln(3)
-    pdf.image(img, x=pdf.l_margin, w=side if w >= h else side * w / h, h=side * h / w if w >= h else side)
+    top, x, tallest = pdf.get_y(), pdf.l_margin, 0.0
+    for picture in pictures:  # side by side, each fitted in a square of ``side`` mm
+        img = Image.fromarray(picture)
+        w, h = img.size
+        width, height = (side, side * h / w) if w >= h else (side * w / h, side)
+        pdf.image(img, x=x, y=top, w=width, h=height)
+        x, tallest = x + width + 5, max(tallest, height)
+    pdf.set_y(top + tallest + 1)
     pdf.set_font("Helvetica", "I", 9)
-    pdf.cell(0, 6, _text(r.image_caption), new_x="LMARGIN", new_y="NEXT")
+    pdf.multi_cell(0, 5, _text(r.image_caption), new_x="LMARGIN", new_y="NEXT")
 
 
 def _model_page(pdf, r: CaseReport) -> None:

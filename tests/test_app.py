@@ -761,8 +761,12 @@ def test_reading_controls_and_pdf_report_on_a_dicom():
     at.file_uploader(key="mask_upload").upload("w.dcm", dicom_bytes((phantom(seed=70) * 1000).astype(np.uint16),
                                                                      window=(500.0, 1000.0), position=(0, 0, 0))).run()
     assert not at.exception
-    assert at.selectbox(key="mask_read_preset").options == ["as read", "window 1"]
-    at.selectbox(key="mask_read_preset").set_value("window 1").run()
+    # the file's window is the one the slice was read through: offered once, as "as read", in scanner units
+    first = "as read: the file's window 1"
+    assert at.selectbox(key="mask_read_preset").options == [first]
+    level = at.slider(key=f"mask_read_level_{first}")
+    assert "scanner units" in level.label and level.value == 500.0 and at.slider(key=f"mask_read_width_{first}").value == 1000.0
+    level.set_value(400.0).run()
     at.slider(key="mask_read_zoom").set_value(2.0).run()
     at.slider(key="mask_read_cx").set_value(0.3).run()
     assert not at.exception
@@ -771,7 +775,7 @@ def test_reading_controls_and_pdf_report_on_a_dicom():
     assert at.toggle(key="dl_pdf_patient").value is False  # identifiers stay out unless turned on
     at.switch_page("views/predict.py").run()
     assert not at.exception and "Report (PDF)" in [b.proto.label for b in at.get("download_button")]
-    at.slider(key="predict_read_level_as read").set_value(0.3).run()
+    at.slider(key=f"predict_read_level_{first}").set_value(300.0).run()
     assert not at.exception
 
 

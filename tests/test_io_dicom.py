@@ -26,12 +26,16 @@ def test_dicom_rescale_and_window():
     assert stack.format == "dicom" and stack.modality == "MR"
     assert stack.spacing_mm == (0.5, 0.5)
     assert stack.patient["PatientName"] == "Doe^Jane"
+    # the slices' 0 and 1 are the window's ends in the scanner's (rescaled) units: the reading
+    # controls show level and width in them
+    assert stack.value_range == (-500.0, 500.0) and stack.scanner_value(0.5) == 0.0
 
 
 def test_dicom_without_window_uses_full_range():
     raw = (phantom() * 3000).astype(np.uint16)
     stack = read_image(dicom_bytes(raw), "b.dcm")
     assert stack.slices.min() == 0.0 and stack.slices.max() == 1.0
+    assert stack.value_range is None  # each frame stretched over its own range: no one mapping
 
 
 def test_dicom_monochrome1_is_inverted():

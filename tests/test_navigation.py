@@ -1,7 +1,7 @@
 """app.py's navigation: the pages live in views/, and no pages/ folder sits beside app.py.
 
 In Streamlit 1.67 a pages/ folder puts a fresh server in legacy multipage mode until some run
-calls st.navigation (README, "Why the pages live in views/"), so a folder of that name must not appear."""
+calls st.navigation (docs/architecture.md, "Why the pages live in views/"), so a folder of that name must not appear."""
 
 from pathlib import Path
 

@@ -27,7 +27,8 @@ def test_classifier_rows_are_the_classify_call_numbered_from_one(classifier):
     assert [r["slice"] for r in got] == [1, 2, 3] and {r["n_slices"] for r in got} == {3}
     for r, p, image in zip(got, preds, stack.slices):
         assert (r["path"], r["task"], r["model"]) == ("scan.nii", "brain_tumor", classifier.name)
-        assert r["top_class"] == p.label and r["confidence"] == p.confidence and r["uncertainty"] == p.uncertainty
+        assert r["top_class"] == p.label and r["uncertainty"] == p.uncertainty
+        assert np.isnan(r["confidence"])  # an abstained row shows no confidence as if it were a call
         assert r["reliable"] is False and r["reason"] == p.reason  # a CT file: the app abstains
         assert r["prediction"] is None  # so no spreadsheet shows the abstained top class as a call
         assert r["warnings"] == " | ".join(inference.input_warnings(image, classifier, p, "CT"))

@@ -18,7 +18,7 @@ from mri_core.samples import sample_dir
 from mri_core.tasks import TASKS
 from views.model_choice import get_model, model_card, task_picker
 from views.navigation import page_header
-from views.tables import cross_source_rows, side_by_side
+from views.tables import cross_source_rows, cross_source_table, side_by_side
 
 page_header(__file__)
 
@@ -65,13 +65,12 @@ for n, c in cards.items():
     rows.append(row)
 st.dataframe(side_by_side(rows), width="stretch", height="content")
 
-shifted = cross_source_rows(cards)
-if shifted:
+if cross_source_rows(cards)[0]:
     st.subheader("On scans from other sources (held-out patients and subjects)")
     st.caption("Tumour or not, on sources other than the tumour set: LGG patients' FLAIR and T1 slices (TCGA), OASIS T1 "
                "slices. The T1 sequences were never trained on. Measured by `python -m mri_core.evaluate brain_tumor-shift`; "
-               "each row names its split.")
-    st.dataframe(pd.DataFrame(shifted), hide_index=True, width="stretch")
+               "each source's split is named under the table.")
+    cross_source_table(cards)
 
 st.subheader("Training curves")
 curves = []

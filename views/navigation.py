@@ -20,6 +20,7 @@ class PageSpec:
     url_path: str | None = None  # None: the default page, at the root
     default: bool = False
 
+
 PAGES = (
     PageSpec("views/home.py", "Home", ":material/home:", "MRI Insight", default=True),
     PageSpec("views/predict.py", "Upload & predict", ":material/search:", "Read a scan", "predict"),
@@ -27,6 +28,7 @@ PAGES = (
     PageSpec("views/compare.py", "Model comparison", ":material/bar_chart:", "Models", "compare"),
     PageSpec("views/activations.py", "Activation viewer", ":material/layers:", "Models", "activations"),
 )
+
 
 def navigation():
     """``st.navigation`` over ``PAGES``, grouped as listed; made on every run (a page object runs once)."""
@@ -42,14 +44,17 @@ def navigation():
 KEPT_CHOICES = ("predict_task", "predict_model_", "act_task", "act_model_", "act_only_convs", "cmp_task",
                 "cmp_models_", "cmp_source", "cmp_folder", "mask_model", "mask_opacity", "mask_style", "mask_colour")
 
+
 def keep_choices() -> None:
     """Carry the task, model and display choices of every page through runs of the other pages."""
     for key in [k for k in st.session_state if isinstance(k, str) and k.startswith(KEPT_CHOICES)]:
         st.session_state[key] = st.session_state[key]
 
+
 def page_spec(script: str) -> PageSpec:
     """The entry of ``PAGES`` for a page's script file (its ``__file__``)."""
     return next(p for p in PAGES if Path(p.path).name == Path(script).name)
+
 
 def page_header(script: str) -> None:
     """A page's preamble: its title (as listed in ``PAGES``) and the disclaimer."""

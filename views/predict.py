@@ -16,6 +16,7 @@ from mri_core import inference, rows
 from mri_core.annotate import mask_overlay, orientation_marks, reading_view, window_level
 from mri_core.cards import Card
 from mri_core.display import display_name, display_order, percent
+from mri_core.preprocess import to_uint8
 from mri_core.report import CaseReport
 from mri_core.tasks import TASKS
 from views.model_choice import model_picker, segmenter_picker, task_picker
@@ -112,7 +113,10 @@ def show_classification(case, index: int, reading) -> None:
         st.caption(f"Known answer for this sample: **{display_name(case.truth)}**")
     pdf_download(st, CaseReport(
         file_name=case.name, date=case.opened, model_name=loaded.name, model_card=loaded.card, image=cam,
-        image_caption=f"Slice {index + 1} of {case.stack.n_slices}: Grad-CAM for the top class on the model's input",
+        slice_image=to_uint8(image),
+        probabilities=[(display_name(pred.class_names[i]), float(pred.probs[i])) for i in display_order(pred.class_names)],
+        image_caption=f"Slice {index + 1} of {case.stack.n_slices} as read (left); Grad-CAM for the top class on the "
+                      "model's input (right)",
         slice_index=index, n_slices=case.stack.n_slices, call=name if pred.reliable else None,
         confidence=pred.confidence, uncertainty=pred.uncertainty, abstained=not pred.reliable,
         abstention_reason=pred.reason, warnings=list(warnings)), case.stack, key="predict_pdf")

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import streamlit as st
+
+from mri_core.annotate import window_presets
 
 from mri_core.case import Case
 from mri_core.io import ImageStack
@@ -21,14 +24,17 @@ def slice_picker(case: Case, key: str) -> int:
     case.index = st.slider("Slice", 1, n, case.index + 1, key=f"{key}_{case.key[:12]}") - 1
     return case.index
 
+
 def show_notes(stack: ImageStack) -> None:
     for note in stack.notes:
         st.caption(f"ℹ️ {note}")
+
 
 def patient_details(stack: ImageStack, key: str) -> None:
     """DICOM patient fields stay hidden unless the user asks for them."""
     if stack.patient and st.toggle("Show patient details from the DICOM header", value=False, key=key):
         st.table({k: [v] for k, v in stack.patient.items()})
+
 
 @dataclass
 class Reading:
@@ -37,21 +43,36 @@ class Reading:
     zoom: float = 1.0
     centre: tuple[float, float] = (0.5, 0.5)
 
+
 def reading_controls(stack: ImageStack, key: str) -> Reading:
-    """Window/level (the file's presets where it has them), zoom and where to look, in an expander."""
+    """Window/level (the file's presets where it has them, in the scanner's units where the file gives
+    them), zoom and where to look, in an expander."""
     with st.expander("Reading controls: window/level, zoom"):
         c1, c2, c3 = st.columns(3)
-        presets = {"as read": (0.5, 1.0), **{name: (lv, wd) for name, lv, wd in stack.windows}}
+        presets = window_presets(stack)
         preset = c1.selectbox("Window preset" + (" (from the file)" if stack.windows else ""), list(presets),
                               key=f"{key}_preset")
         lv0, wd0 = presets[preset]
-        level = c2.slider("Level", 0.0, 1.0, float(min(max(lv0, 0.0), 1.0)), 0.01, key=f"{key}_level_{preset}")
-        width = c3.slider("Width", 0.05, 2.0, float(min(max(wd0, 0.05), 2.0)), 0.05, key=f"{key}_width_{preset}")
+        lv0, wd0 = float(min(max(lv0, 0.0), 1.0)), float(min(max(wd0, 0.05), 2.0))
+        if stack.value_range is None:  # no scanner units: the slice's own 0-1 scale
+            level = c2.slider("Level (0-1 of the slice's range)", 0.0, 1.0, lv0, 0.01, key=f"{key}_level_{preset}")
+            width = c3.slider("Width (0-1 of the slice's range)", 0.05, 2.0, wd0, 0.05, key=f"{key}_width_{preset}")
+        else:
+            v0, v1 = stack.value_range
+            span = abs(v1 - v0)
+            step = float(10 ** np.floor(np.log10(max(span / 200, 1e-6))))
+            level_s = c2.slider("Level (scanner units)", float(min(v0, v1)), float(max(v0, v1)),
+                                float(np.round(stack.scanner_value(lv0) / step) * step), step, key=f"{key}_level_{preset}")
+            width_s = c3.slider("Width (scanner units)", float(np.round(0.05 * span / step) * step),
+                                float(np.round(2 * span / step) * step), float(np.round(wd0 * span / step) * step), step,
+                                key=f"{key}_width_{preset}")
+            level, width = (level_s - v0) / (v1 - v0), width_s / span
         z1, z2, z3 = st.columns(3)
         zoom = z1.slider("Zoom", 1.0, 4.0, 1.0, 0.25, key=f"{key}_zoom")
         cy = z2.slider("Centre, top to bottom", 0.0, 1.0, 0.5, 0.05, key=f"{key}_cy", disabled=zoom == 1.0)
         cx = z3.slider("Centre, left to right", 0.0, 1.0, 0.5, 0.05, key=f"{key}_cx", disabled=zoom == 1.0)
     return Reading(level, width, zoom, (cy, cx))
+
 
 def pdf_download(container, report: CaseReport, stack: ImageStack, key: str) -> None:
     """A "Report (PDF)" button (made on click, so a rerun costs nothing); patient details go in

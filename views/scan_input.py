@@ -19,6 +19,7 @@ def _read(files: tuple[tuple[str, bytes], ...]) -> list[tuple[str, ImageStack | 
     """``case.read_scans``, cached by the files' bytes (in memory only)."""
     return read_scans(list(files))
 
+
 @dataclass
 class Input:
     label: str
@@ -29,6 +30,7 @@ class Input:
     key: str = ""  # content hash: the case's key
     sample: bool = False
 
+
 def _uploads_changed(widget_key: str) -> None:
     """The user emptied the uploader (a file's ✕): the scan and the set of files it held are closed
     too. Leaving the page drops the widget's files without this call, so they stay open across pages."""
@@ -38,9 +40,11 @@ def _uploads_changed(widget_key: str) -> None:
         if case is not None and not case.sample:
             st.session_state.pop("case", None)
 
+
 def _as_inputs(files: tuple[tuple[str, bytes], ...]) -> list[Input]:
     return [Input(label, None, str(result)) if isinstance(result, UnreadableImage) else Input(label, result, key=key)
             for label, result, key in _read(files)]
+
 
 def _kept_upload(widget_key: str, close_key: str) -> list[Input] | None:
     """The several files last dropped on this uploader, while the session's open scan is one of them:
@@ -58,12 +62,14 @@ def _kept_upload(widget_key: str, close_key: str) -> list[Input] | None:
     c2.button("Close these files", key=close_key, on_click=_close, args=(widget_key,))
     return inputs
 
+
 def _close(widget_key: str | None = None) -> None:
     """The user closed the open scan (and the files kept for ``widget_key``): forgotten before the
     page runs again, so that run draws neither them nor the box that offered to close them."""
     if widget_key:
         st.session_state.pop(f"{widget_key}_kept", None)
     st.session_state.pop("case", None)
+
 
 def choose_inputs(task: str, key: str, multiple: bool = True, upload_key: str | None = None) -> list[Input]:
     """Uploaded files (any format, DICOM series grouped); else the scan this session has open
@@ -110,6 +116,7 @@ def choose_inputs(task: str, key: str, multiple: bool = True, upload_key: str | 
     return [Input(s.path.name, result, truth=s.truth, mask_path=str(s.mask_path) if s.mask_path else None, key=k,
                   sample=True)]
 
+
 def file_picker(inputs: list[Input], label: str, key: str) -> Input:
     """One of several readable files, starting at the session's open scan when it is among them (the
     file looked at before a visit to another page), else the first."""
@@ -118,12 +125,14 @@ def file_picker(inputs: list[Input], label: str, key: str) -> Input:
     start = keys.index(case.key) if case is not None and case.key in keys else 0
     return inputs[st.selectbox(label, range(len(inputs)), index=start, format_func=lambda i: picker_labels(inputs)[i], key=key)]
 
+
 def picker_labels(inputs: list[Input]) -> list[str]:
     """The files' names, numbered in upload order where two share a name (two "slice.png" from two
     folders), with the start of each one's content hash so the same name never reads as the same scan."""
     names = [i.label for i in inputs]
     return [f"{n}. {name} ({item.key[:8]})" if names.count(name) > 1 else name
             for n, (name, item) in enumerate(zip(names, inputs), 1)]
+
 
 def show_errors(inputs: list[Input]) -> list[Input]:
     """Say what was wrong with each unreadable file; return the readable ones."""

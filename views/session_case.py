@@ -15,9 +15,11 @@ if TYPE_CHECKING:
 
 MAX_CASES = 3  # cases kept per session (the current one and the last two files looked at): bounded memory
 
+
 def current_case() -> Case | None:
     """The case this session is reading (the last file opened on any page), or None."""
     return st.session_state.get("cases", {}).get(st.session_state.get("case"))
+
 
 def open_case(item: Input) -> Case:
     """The session's case for ``item`` (made on first sight), now the current one: every page
@@ -32,6 +34,7 @@ def open_case(item: Input) -> Case:
         cases.pop(next(iter(cases)))
     st.session_state["case"] = item.key
     return case
+
 
 def current_identity():
     """The session's user (``mri_core.access.Identity``): set by the sign-in gate in ``app.py``;

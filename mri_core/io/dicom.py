@@ -115,6 +115,17 @@ def _dicom_window(ds) -> tuple[float, float] | None:
     return (center, width) if width > 1 else None
 
 
+def _value_range(ds) -> tuple[float, float] | None:
+    """The scanner values (rescaled) the slices' 0 and 1 stand for: the ends of the first window
+    (swapped for MONOCHROME1, whose grey levels were inverted); None without a window (each frame
+    was then stretched over its own range)."""
+    window = _dicom_window(ds)
+    if window is None:
+        return None
+    lo, hi = window[0] - window[1] / 2, window[0] + window[1] / 2
+    return (hi, lo) if str(ds.get("PhotometricInterpretation", "")).upper() == "MONOCHROME1" else (lo, hi)
+
+
 def dicom_windows(ds) -> list[tuple[str, float, float]]:
     """Every window the file carries, as (name, level, width) in the [0, 1] units of the slices
     the reader made with the first window; [] when the file has none."""
@@ -249,6 +260,7 @@ def _dicom_stack(data: bytes, force: bool) -> ImageStack:
         affine=dicom_affine([ds], slices.shape[1:3], spacing, thickness) if slices.shape[0] == 1 else None,
         dicom_sources=[ds],
         windows=dicom_windows(ds) if slices.ndim == 3 else [],
+        value_range=_value_range(ds) if slices.ndim == 3 else None,
     )
 
 
