@@ -59,7 +59,7 @@ def cut_lesion(flair: np.ndarray, mask: np.ndarray) -> Lesion | None:
     the mask or the brain is empty."""
     lesion = np.asarray(mask) > 0
     brain = brain_mask(flair) | lesion
-    if not lesion.any() or brain.sum() < 4 * lesion.sum() ** 0.5:
+    if not lesion.any() or brain.sum() < 2 * lesion.sum():  # no lesion, or no brain found around it
         return None
     mean, spread = _mean_spread(flair, brain & ~lesion) if (brain & ~lesion).any() else _mean_spread(flair, brain)
     rows, cols = np.flatnonzero(lesion.any(1)), np.flatnonzero(lesion.any(0))
