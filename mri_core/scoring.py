@@ -131,14 +131,16 @@ def evaluate(task: str, data_dir: Path, model: str | None = None, channel: str |
 SHIFT = "brain_tumor-shift"
 
 
-def evaluate_shift(data_dir: Path | None, model: str | None, lgg: Path | None, oasis: Path | None) -> dict:
-    """``shift.score_shift`` for a tumour-type model: the sources that exist of ``lgg``, ``oasis``
-    and the class-per-folder ``data_dir``, with a pooled summary."""
+def evaluate_shift(data_dir: Path | None, model: str | None, lgg: Path | None, oasis: Path | None,
+                   external: Path | None = None) -> dict:
+    """``shift.score_shift`` for a tumour-type model: the sources that exist of ``lgg``, ``oasis``,
+    the class-per-folder ``data_dir`` and the tumour-only ``external``, with a pooled summary."""
     from mri_core.shift import score_shift, summary
 
     name = model or default_model("brain_tumor")
     loaded = load(name)
-    present = [d if d is not None and Path(d).exists() else None for d in (lgg, oasis, data_dir)]
-    report = score_shift(loaded, *present)
-    return {"task": SHIFT, "model": name, "summary": summary(report), **report,
-            "skipped": [str(d) for d in (lgg, oasis, data_dir) if d is not None and not Path(d).exists()]}
+    given = (lgg, oasis, data_dir, external)
+    skipped = [str(d) for d in given if d is not None and not Path(d).exists()]
+    lgg, oasis, data_dir, external = [d if d is not None and Path(d).exists() else None for d in given]
+    report = score_shift(loaded, lgg, oasis, data_dir, external_dir=external)
+    return {"task": SHIFT, "model": name, "summary": summary(report), **report, "skipped": skipped}
