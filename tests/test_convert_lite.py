@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from factories import phantom
-from mri_core.architectures import LITE0_IMAGENET, create_model, efficientnet_lite0_imagenet, load_lite0_imagenet
+from mri_core.architectures import LITE0_IMAGENET, create_model, efficientnet_lite0_imagenet
 from scripts import convert_lite
 
 SIZE = 224  # efficientnet_pytorch's Lite0 computes its static 'same' padding for this size
