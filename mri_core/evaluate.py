@@ -17,7 +17,8 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from mri_core.io.folders import LGG_CHANNELS
-from mri_core.scoring import SHIFT, evaluate, evaluate_shift
+from mri_core.scoring import evaluate
+from mri_core.shift import SHIFT, evaluate_shift
 from mri_core.shift import EXTERNAL_DEV
 from mri_core.tasks import TASKS, get_task
 

@@ -33,8 +33,10 @@ import numpy as np
 from mri_core import data as D
 from mri_core.cards import SourceFigures
 from mri_core.io import read_image
-from mri_core.io.folders import IMAGE_SUFFIXES, LGG_CHANNELS, LggSlice, lgg_channel, list_class_folder, list_lgg
-from mri_core.models import LoadedModel
+from mri_core.io.folders import (
+    IMAGE_SUFFIXES, LGG_CHANNELS, LggSlice, lgg_channel, list_class_folder, list_lgg, sample_slice,
+)
+from mri_core.models import LoadedModel, default_model, load
 from mri_core.tasks import SHARED_DATA, get_task
 
 CHUNK = 64
@@ -133,7 +135,6 @@ def _lgg_images(slices: list[LggSlice], channel: str):
 
 
 def _files(paths):
-    from mri_core.scoring import sample_slice
 
     for p in paths:
         stack = read_image(Path(p).read_bytes(), Path(p).name)
@@ -201,3 +202,19 @@ def card_record(report: dict) -> dict[str, SourceFigures]:
     block labelled with its split, and the pooled summary."""
     blocks = {"summary": summary(report), **{k: {"split": SPLITS.get(k, "a class-per-folder set"), **v} for k, v in report.items()}}
     return {k: SourceFigures.from_json(v) for k, v in blocks.items()}
+
+
+SHIFT = "brain_tumor-shift"
+
+
+def evaluate_shift(data_dir: Path | None, model: str | None, lgg: Path | None, oasis: Path | None,
+                   external: Path | None = None) -> dict:
+    """``shift.score_shift`` for a tumour-type model: the sources that exist of ``lgg``, ``oasis``,
+    the class-per-folder ``data_dir`` and the tumour-only ``external``, with a pooled summary."""
+    name = model or default_model("brain_tumor")
+    loaded = load(name)
+    given = (lgg, oasis, data_dir, external)
+    skipped = [str(d) for d in given if d is not None and not Path(d).exists()]
+    lgg, oasis, data_dir, external = [d if d is not None and Path(d).exists() else None for d in given]
+    report = score_shift(loaded, lgg, oasis, data_dir, external_dir=external)
+    return {"task": SHIFT, "model": name, "summary": summary(report), **report, "skipped": skipped}

@@ -34,3 +34,24 @@ if [ "$dev" = 1 ] && { [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedrive
   $sudo apt-get update -q
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver
 fi
+
+# The database tests start their own PostgreSQL (tests/pg_server.py): only the binaries are needed,
+# not Debian's default cluster, which would start a server on port 5432.
+if [ "$dev" = 1 ] && ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo mkdir -p /etc/postgresql-common
+  [ -f /etc/postgresql-common/createcluster.conf ] ||
+    echo "create_main_cluster = false" | $sudo tee /etc/postgresql-common/createcluster.conf >/dev/null
+  $sudo apt-get update -q
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o Dpkg::Options::=--force-confold postgresql
+fi
+
+# The PACS tests (tests/pacs_server.py) and scripts/run_pacs_demo.sh start Debian's Orthanc with its
+# DICOMweb plugin on 127.0.0.1 themselves; only the packages are needed.
+if [ "$dev" = 1 ] && { [ ! -x /usr/sbin/Orthanc ] || [ ! -f /usr/share/orthanc/plugins/libOrthancDicomWeb.so ]; }; then
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -q
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q orthanc orthanc-dicomweb
+fi

@@ -16,6 +16,7 @@ from mri_core.display import display_name, display_order
 from mri_core.io import read_image
 from mri_core.samples import sample_dir
 from mri_core.tasks import TASKS
+from views import store_session
 from views.model_choice import get_model, model_card, task_picker
 from views.navigation import page_header
 from views.tables import cross_source_rows, cross_source_table, side_by_side
@@ -125,6 +126,7 @@ except (ValueError, FileNotFoundError) as exc:
     st.error(f"This folder cannot be evaluated: {str(exc).replace(str(folder), 'the folder')}")
     st.stop()
 progress.empty()
+store_session.folder_evaluated(task, chosen, n_images, str(folder), source == "bundled samples")  # issue 28: audit
 results = dict(zip(chosen, evaluated)) if is_seg else evaluated
 if source == "bundled samples":
     st.warning("These are the few bundled samples: they show that the page works and are **not a measure of the models** "

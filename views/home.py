@@ -6,7 +6,8 @@ from mri_core import models
 from mri_core.display import DISCLAIMER
 from mri_core.tasks import TASKS
 from views.model_choice import model_card
-from views.navigation import PAGES
+from views.navigation import visible_pages
+from views.session_case import current_identity
 from views.tables import cross_source_table, side_by_side
 
 st.title("MRI Insight")
@@ -15,12 +16,14 @@ st.markdown(
     "**dementia-stage** call or a **lower-grade-glioma mask** with measurements, each with a calibrated "
     "confidence, an uncertainty and a picture of what the network looked at."
 )
+st.caption("Where the app is given a PACS (DICOMweb), Upload & predict and Tumour mask open a series straight from it "
+           "(**From PACS**), and the mask page sends the mask, measurements and PDF report back to the scan's study.")  # issue 29
 st.warning(
     f"**{DISCLAIMER}** The models were trained on public research collections; their figures below "
     "come from a validation split held out from the training data, not from your hospital's scans."
 )
 
-others = [p for p in PAGES if not p.default]
+others = [p for p in visible_pages(current_identity()) if not p.default]  # issue 28: admin pages for admins only
 for column, page in zip(st.columns(len(others)), others):
     column.page_link(page.path, label=page.title, icon=page.icon)
 

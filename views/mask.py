@@ -19,6 +19,8 @@ from mri_core.io.folders import mask_from_bytes, read_mask
 from mri_core.measure import volume_ml
 from mri_core.metrics import dice
 from mri_core.report import CaseReport
+from views import pacs_source  # PACS (issue 29)
+from views import store_session
 from views.model_choice import segmenter_picker
 from views.navigation import page_header
 from views.reading import patient_details, pdf_download, reading_controls, show_notes, slice_picker
@@ -30,7 +32,8 @@ CANVAS = 384  # on-screen canvas side; masks are resized back to the slice with 
 
 page_header(__file__)
 
-inputs = show_errors(choose_inputs("lgg", key="mask", multiple=True))
+inputs = pacs_source.choose(key="mask")  # PACS (issue 29): None unless "From PACS" is chosen
+inputs = show_errors(choose_inputs("lgg", key="mask", multiple=True) if inputs is None else inputs)
 if not inputs:
     st.stop()
 if len(inputs) > 1 and all(i.stack.n_slices == 1 for i in inputs) and st.toggle(
@@ -100,6 +103,7 @@ if editing:
                "covers leaves the mask. Undo and Reset act on this slice; the canvas's own toolbar only on strokes since "
                "the last Undo or Reset.")
 
+store_session.save(case)  # issue 28: the case and its edits in the database (kept in the session while it is away)
 seg = case.slice_mask(model, index)  # the one mask shown, measured, exported and reported
 mask, edited, m = seg.mask, seg.edited, seg.measurements
 left, right = st.columns(2)
@@ -164,10 +168,12 @@ report = export.report_text(m.as_dict(), model, stack.spacing_mm is not None, vo
                             file_name=case.name, date=case.opened, edited=edited, dice=dice_value, n_slices=stack.n_slices,
                             abstention_reason=seg.reason)
 d1, d2, d3, d4, d5 = st.columns(5)
-d1.download_button("Mask (PNG)", export.mask_png(mask), "mask.png", "image/png", key="dl_png", on_click="ignore")
+d1.download_button("Mask (PNG)", export.mask_png(mask), "mask.png", "image/png", key="dl_png",
+                   on_click=store_session.exported, args=(case, "png", model), kwargs={"edited": edited})
 # The volume's exports are made when asked for (a callable), not on every rerun and brush stroke.
 d2.download_button("Masks (NIfTI)", lambda: export.mask_nifti(case.masks(model), stack), "mask.nii.gz", "application/gzip",
-                   key="dl_nii", on_click="ignore")
+                   key="dl_nii", on_click=store_session.exported, args=(case, "nifti", model),
+                   kwargs={"edited": case.edited(model)})
 if stack.format == "dicom":
     unavailable = export.dicom_seg_unavailable(stack)
     if unavailable:
@@ -175,15 +181,19 @@ if stack.format == "dicom":
     else:
         d3.download_button("DICOM SEG", lambda: export.mask_dicom_seg(
             case.masks(model), stack, "MRI Insight " + model, loaded.version, origin=case.mask_origin(model)),
-            "mask_seg.dcm", "application/dicom", key="dl_seg", on_click="ignore",
+            "mask_seg.dcm", "application/dicom", key="dl_seg",
+            on_click=store_session.exported, args=(case, "dicom-seg", model), kwargs={"edited": case.edited(model)},
             help="Says who drew the mask: the model (AUTOMATIC), the model then a person (SEMIAUTOMATIC) or a person "
                  "alone (MANUAL).")
-d4.download_button("Report (text)", report.encode(), "report.txt", "text/plain", key="dl_report", on_click="ignore")
-pdf_download(d5, CaseReport(
+d4.download_button("Report (text)", report.encode(), "report.txt", "text/plain", key="dl_report",
+                   on_click=store_session.exported, args=(case, "text", model, "report"), kwargs={"edited": edited})
+case_report = CaseReport(
     file_name=case.name, date=case.opened, model_name=model, model_card=loaded.card, image=overlay,
     image_caption=f"Slice {index + 1} of {stack.n_slices}, " + ("mask edited by hand" if edited else "the model's mask"),
     slice_index=index, n_slices=stack.n_slices, measurements=m.as_dict(), spacing_known=stack.spacing_mm is not None,
     volume_ml=vol, dice=dice_value, edited=edited, abstained=bool(seg.reason), abstention_reason=seg.reason,
-    warnings=warnings), stack, key="dl_pdf")
+    warnings=warnings)
+pdf_download(d5, case_report, stack, key="dl_pdf")
+pacs_source.send_button(case, loaded, index, seg, vol, case_report)  # PACS (issue 29): only for a case from the PACS
 with st.expander("Report"):
     st.code(report, language=None)

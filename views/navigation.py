@@ -19,6 +19,7 @@ class PageSpec:
     group: str  # the sidebar heading it is listed under
     url_path: str | None = None  # None: the default page, at the root
     default: bool = False
+    admin: bool = False  # listed for admins only
 
 
 PAGES = (
@@ -27,13 +28,22 @@ PAGES = (
     PageSpec("views/mask.py", "Tumour mask", ":material/edit:", "Read a scan", "mask"),
     PageSpec("views/compare.py", "Model comparison", ":material/bar_chart:", "Models", "compare"),
     PageSpec("views/activations.py", "Activation viewer", ":material/layers:", "Models", "activations"),
+    PageSpec("views/cases.py", "Cases", ":material/folder_open:", "Read a scan", "cases"),
+    PageSpec("views/audit.py", "Audit trail", ":material/policy:", "Administration", "audit", admin=True),
 )
 
 
+def visible_pages(identity) -> list[PageSpec]:
+    """The pages listed for this user (``access.Identity``): admin pages for admins only."""
+    return [p for p in PAGES if identity.is_admin or not p.admin]
+
+
 def navigation():
-    """``st.navigation`` over ``PAGES``, grouped as listed; made on every run (a page object runs once)."""
+    """``st.navigation`` over the user's ``PAGES``, grouped as listed; made on every run (a page object runs once)."""
+    from views.session_case import current_identity
+
     groups: dict[str, list] = {}
-    for p in PAGES:
+    for p in visible_pages(current_identity()):
         page = st.Page(p.path, title=p.title, icon=p.icon, default=p.default, **({"url_path": p.url_path} if p.url_path else {}))
         groups.setdefault(p.group, []).append(page)
     return st.navigation(groups)

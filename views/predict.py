@@ -19,6 +19,8 @@ from mri_core.display import display_name, display_order, percent
 from mri_core.preprocess import to_uint8
 from mri_core.report import CaseReport
 from mri_core.tasks import TASKS
+from views import pacs_source  # PACS (issue 29)
+from views import store_session
 from views.model_choice import model_picker, segmenter_picker, task_picker
 from views.navigation import page_header
 from views.reading import patient_details, pdf_download, reading_controls, show_notes, slice_picker
@@ -32,7 +34,8 @@ task = task_picker("predict_task")
 segmenter = TASKS[task].kind == "segmenter"
 loaded = None if segmenter else model_picker(task, key=f"predict_model_{task}")
 # One uploader for every task: switching the task keeps the upload.
-inputs = show_errors(choose_inputs(task, key=f"predict_{task}", upload_key="predict"))
+inputs = pacs_source.choose(key="predict")  # PACS (issue 29): None unless "From PACS" is chosen
+inputs = show_errors(choose_inputs(task, key=f"predict_{task}", upload_key="predict") if inputs is None else inputs)
 if not inputs:
     st.stop()
 if segmenter:  # the mask model depends on the upload: a grey one gets a one-sequence (FLAIR) model
@@ -79,6 +82,8 @@ def show_classification(case, index: int, reading) -> None:
     image = case.stack.slice(index)
     result = analysis(case, index)
     pred, cam, warnings = result.prediction, result.gradcam, result.warnings
+    store_session.model_run(case, loaded, index, pred)  # issue 28: audited once; the call kept with the case
+    store_session.save(case)  # issue 28
     if not pred.reliable:  # the abstention first, above anything that looks like a call
         st.error("### The model cannot judge this image\n"
                  f"{pred.reason or 'It is unlike the brain MRI slices the model was trained on.'}\n\n"
@@ -126,6 +131,7 @@ def show_segmentation(case, index: int, reading) -> None:
     image = case.stack.slice(index)
     # The whole file as one volume, as on the mask page and in the table, so all three agree.
     case_segmentation(case, loaded)
+    store_session.save(case)  # issue 28: the case and its masks in the database
     seg = case.slice_mask(loaded.name, index)
     mask_abstention(seg.reason)  # first, as a classifier's abstention
     for w in analysis(case, index).warnings:

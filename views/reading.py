@@ -82,5 +82,10 @@ def pdf_download(container, report: CaseReport, stack: ImageStack, key: str) -> 
     if stack.patient and container.toggle("Patient details in the PDF", value=False, key=f"{key}_patient",
                                            help="Off: the report carries no patient identifier."):
         report.patient = dict(stack.patient)
+    from views import store_session  # issue 28: the report is audited (with whether it carried patient details)
+    from views.session_case import current_case
+
     container.download_button("Report (PDF)", lambda: pdf_report(report), "mri_insight_report.pdf", "application/pdf",
-                              key=key, on_click="ignore")
+                              key=key, on_click=store_session.exported,
+                              args=(current_case(), "pdf", report.model_name, "report"),
+                              kwargs={"patient_details": bool(report.patient)})

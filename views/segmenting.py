@@ -58,3 +58,4 @@ def case_segmentation(case: Case, loaded: models.LoadedModel) -> None:
     """Put the model's masks for the whole scan into the case (once per case and model)."""
     if not case.has_model(loaded.name):
         case.set_model_result(loaded.name, *segment_volume(loaded, case.stack, case.key))
+        from views import store_session; store_session.model_run(case, loaded)  # noqa: E702  issue 28: audit

@@ -29,6 +29,7 @@ def open_case(item: Input) -> Case:
     if case is None:
         case = Case(item.key, item.label, item.stack, index=item.stack.n_slices // 2, sample=item.sample,
                     truth=item.truth, truth_mask_path=item.mask_path)
+        from views import store_session; store_session.reopen(case)  # noqa: E702  issue 28: the user's saved copy; audit
     cases[item.key] = case  # most recent last
     while len(cases) > MAX_CASES:
         cases.pop(next(iter(cases)))
