@@ -3,6 +3,7 @@
 import streamlit as st
 from streamlit.runtime.scriptrunner import script_runner
 
+from views.auth import gate
 from views.common import keep_choices, navigation
 
 
@@ -23,5 +24,6 @@ script_runner._clean_problem_modules = _keep_shared_models
 
 st.set_page_config(page_title="MRI Insight", page_icon="🧠", layout="wide")
 
+gate()  # sign-in (or single-user mode) before any page: views/auth.py
 keep_choices()
 navigation().run()

@@ -5,9 +5,11 @@ import streamlit as st
 
 from mri_core import models
 from mri_core.tasks import TASKS
+from views.auth import session_note
 from views.common import DISCLAIMER, PAGES, cross_source_rows, model_card
 
 st.title("MRI Insight")
+session_note()
 st.markdown(
     "Drop brain MRI slices (PNG, JPEG, TIFF, DICOM or NIfTI) and get a **tumour-type** call, a "
     "**dementia-stage** call or a **lower-grade-glioma mask** with measurements, each with a calibrated "
