@@ -154,7 +154,7 @@ def _stop_with(message: str, button: str) -> None:
     """Refuse the session: the reason, a button that signs out (the next visit offers Sign in), stop."""
     st.session_state.pop("identity", None)
     st.title("MRI Insight")
-    st.error(message, icon="🚫")
+    st.error(message, icon=":material/block:")
     if st.button(button, key="auth_sign_out_refused"):
         st.logout()
     st.stop()
