@@ -189,3 +189,14 @@ def test_folder_problems_name_no_path_or_folder(tmp_path):
     for exc, message in zip(cases, messages):
         assert str(tmp_path) in str(exc[0]) or "SECRET" in str(exc[0])  # the reader's own message names it
         assert "SECRET" not in message and "PATIENT" not in message and str(tmp_path) not in message
+
+
+def test_the_shipped_example_settings_parse():
+    import tomllib
+    from pathlib import Path
+
+    example = tomllib.loads((Path(__file__).resolve().parent.parent / ".streamlit" / "secrets.example.toml").read_text())
+    assert set(example["auth"]) == {"redirect_uri", "cookie_secret", "client_id", "client_secret", "server_metadata_url"}
+    s = AccessSettings.from_mapping(example["access"])
+    assert s.role_claim == "roles" and not s.allow_anonymous and s.folder_roots == {}
+    assert s.role_values == {"clinician": ("clinician",), "admin": ("admin",)}
