@@ -1,10 +1,11 @@
-"""MRI Insight: the entry file only routes (st.navigation over ``views.common.PAGES``)."""
+"""MRI Insight: the entry file only routes (st.navigation over ``views.navigation.PAGES``)."""
 
 import streamlit as st
 from streamlit.runtime.scriptrunner import script_runner
 
 from views.auth import gate
-from views.common import keep_choices, navigation
+from views.model_choice import warm_models_in_background
+from views.navigation import keep_choices, navigation
 
 
 def _keep_shared_models() -> None:
@@ -25,5 +26,6 @@ script_runner._clean_problem_modules = _keep_shared_models
 st.set_page_config(page_title="MRI Insight", page_icon="🧠", layout="wide")
 
 gate()  # sign-in (or single-user mode) before any page: views/auth.py
+warm_models_in_background()
 keep_choices()
 navigation().run()

@@ -129,6 +129,16 @@ def apply_canvas(base: np.ndarray, rgba: np.ndarray, colour: str, opacity: float
 # --------------------------------------------------------------------------- reading controls
 
 
+def window_presets(stack) -> dict[str, tuple[float, float]]:
+    """The display windows to offer for an ``io.ImageStack``, name -> (level, width) on the slices'
+    [0, 1] scale. The reader already applied the file's first window, so "as read" is that window
+    and says so; it is not listed a second time under its own name."""
+    if not stack.windows:
+        return {"as read": (0.5, 1.0)}
+    first, *others = stack.windows
+    return {f"as read: the file's {first[0]}": (0.5, 1.0), **{name: (level, width) for name, level, width in others}}
+
+
 def window_level(image: np.ndarray, level: float = 0.5, width: float = 1.0) -> np.ndarray:
     """Display window on a [0, 1] slice: ``level`` (centre) and ``width`` in the slice's units;
     level 0.5, width 1 leaves it as it is."""

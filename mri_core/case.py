@@ -18,14 +18,17 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Callable
 
 import numpy as np
 
 from mri_core.annotate import apply_canvas
-from mri_core.io import ImageStack
+from mri_core.io import ImageStack, UnreadableImage, read_images_with_sources
 from mri_core.measure import Measurements, measure
+from mri_core.segmentation import is_present
 
 MODEL = None  # a history entry meaning "the model's own mask"
+AUTOMATIC, SEMIAUTOMATIC, MANUAL = "AUTOMATIC", "SEMIAUTOMATIC", "MANUAL"  # Case.mask_origin
 
 
 def content_key(parts: list[bytes]) -> str:
@@ -39,9 +42,25 @@ def content_key(parts: list[bytes]) -> str:
     return h.hexdigest()
 
 
-def joined_key(keys: list[str]) -> str:
-    """The key of a volume joined from cases ``keys`` (in the join's order)."""
-    return hashlib.sha1("+".join(keys).encode()).hexdigest()
+def stack_key(stack: ImageStack) -> str:
+    """The key of a volume made from several files (a DICOM series, slices joined as one volume):
+    the hash of its pixels in slice order and its geometry, so the same slices in another order,
+    or under other names, are another case."""
+    return content_key([stack.slices.tobytes(), repr((stack.spacing_mm, stack.slice_thickness_mm)).encode()])
+
+
+def read_scans(files: list[tuple[str, bytes]]) -> list[tuple[str, ImageStack | UnreadableImage, str]]:
+    """(label, stack or error, case key) for each scan in ``files``: a single file is keyed by the
+    hash of its own bytes, a series joined from several files by :func:`stack_key`. Never by file
+    name: two files both called ``slice.png`` are two scans with two keys."""
+    out = []
+    for label, result, sources in read_images_with_sources(files):
+        if len(sources) == 1:
+            key = content_key([files[sources[0]][1]])
+        else:
+            key = stack_key(result) if isinstance(result, ImageStack) else ""
+        out.append((label, result, key))
+    return out
 
 
 @dataclass(frozen=True)
@@ -53,6 +72,11 @@ class SliceMask:
     edited: bool  # the mask differs from the model's
     measurements: Measurements  # of ``mask``, in mm where the scan gives its spacing
     reason: str = ""  # why the model cannot judge this slice (``SegPrediction.reason``); empty when it can
+
+    @property
+    def present(self) -> bool | None:
+        """The model's call, tumour on the slice or not; None (no call) where it cannot judge it."""
+        return None if self.reason else is_present(self.tumour_probability)
 
 
 @dataclass
@@ -132,6 +156,15 @@ class Case:
     def edited_slices(self, model: str) -> list[int]:
         return [k for k in range(self.stack.n_slices) if (model, k) in self._history and self.edited(model, k)]
 
+    def mask_origin(self, model: str) -> str:
+        """Who made the masks as they stand, in DICOM's words (SegmentAlgorithmType): AUTOMATIC (the
+        model's, untouched), SEMIAUTOMATIC (the model's, edited by hand) or MANUAL (edited so that
+        no voxel of the model's mask is left: drawn by a person from nothing)."""
+        if not self.edited(model):
+            return AUTOMATIC
+        model_masks = self._model[model][0]
+        return MANUAL if not (self.masks(model) & model_masks).any() else SEMIAUTOMATIC
+
     def can_undo(self, model: str, k: int) -> bool:
         return bool(self._history.get((model, k)))
 
@@ -168,16 +201,31 @@ class Case:
     def _restart_canvas(self, model: str, k: int) -> None:
         self._canvas.pop((model, k), None)
 
-    def canvas(self, model: str, k: int, colour: str, opacity: float) -> tuple[str, np.ndarray]:
-        """(widget key, starting mask) of the editing canvas for the slice. The key changes, so the
-        canvas starts again from the stored mask, after an undo or a reset and when the colour or
-        opacity change; otherwise it stays, and so does the canvas's own drawing."""
+    def canvas(self, model: str, k: int, colour: str, opacity: float,
+               mounted: Callable[[str], bool] = lambda key: True) -> tuple[str, np.ndarray]:
+        """(widget key, starting mask) of the editing canvas for the slice. The canvas starts from
+        the mask as it stands. Its key changes, so it starts again from the stored mask, after an
+        undo or a reset, when the colour or opacity change, and when the canvas was not on screen
+        on the last run (``mounted(key)`` False: correction turned off, another page or slice
+        looked at), since a canvas drawn again starts from its key's starting mask and a stroke
+        on it would otherwise be read against a mask from before the edits already taken.
+        Otherwise the key stays, and so does the canvas's own drawing."""
         state = self._canvas.get((model, k))
-        if state is None or state.colour != colour or state.opacity != opacity:
+        key = None if state is None else self._canvas_key(model, k, state.version)
+        if state is None or state.colour != colour or state.opacity != opacity or not mounted(key):
             self._versions += 1
             state = CanvasState(self._versions, colour, opacity, self.mask(model, k))
             self._canvas[(model, k)] = state
-        return f"mask_canvas_{self.key[:10]}_{model}_{k}_{state.version}", state.base
+            key = self._canvas_key(model, k, state.version)
+        return key, state.base
+
+    def _canvas_key(self, model: str, k: int, version: int) -> str:
+        return f"mask_canvas_{self.key[:10]}_{model}_{k}_{version}"
+
+    def canvas_given(self, model: str, k: int) -> tuple[str, np.ndarray] | None:
+        """(widget key, starting mask) the slice's editing canvas was last given (None before it is drawn)."""
+        state = self._canvas.get((model, k))
+        return None if state is None else (self._canvas_key(model, k, state.version), state.base)
 
     def apply_canvas(self, model: str, k: int, rgba: np.ndarray | None) -> bool:
         """Turn the canvas's drawing into an edit, once: the same result seen again (a rerun, a

@@ -16,9 +16,9 @@ import io
 
 import numpy as np
 
+from .display import DISCLAIMER, measurement_rows
 from .io import PATIENT_FIELDS, ImageStack, require
 
-DISCLAIMER = "Research and teaching use: this supports and does not replace a radiologist's reading."
 
 # What highdicom needs from a source header to describe and reference its frames: identity
 # (UIDs), pixel layout and geometry. Nothing else is copied, so no personal data (names,
@@ -213,9 +213,12 @@ def _check_seg_sources(m: np.ndarray, stack: ImageStack) -> list:
     return sources
 
 
-def _tumour_segment(hd, codes, algorithm_name: str, algorithm_version: str):
-    """The SEG's one segment: a tumour, drawn automatically by this app's model."""
-    algorithm = hd.AlgorithmIdentificationSequence(
+def _tumour_segment(hd, codes, algorithm_name: str, algorithm_version: str, origin: str):
+    """The SEG's one segment, a tumour, said to be drawn as ``origin`` says (``Case.mask_origin``):
+    by the model (AUTOMATIC), by the model and then a person (SEMIAUTOMATIC, the model named), or
+    by a person alone (MANUAL, no algorithm)."""
+    algorithm_type = hd.seg.SegmentAlgorithmTypeValues[origin]
+    algorithm = None if origin == "MANUAL" else hd.AlgorithmIdentificationSequence(
         name=algorithm_name,
         version=algorithm_version,
         family=codes.cid7162.ArtificialIntelligence,
@@ -225,23 +228,38 @@ def _tumour_segment(hd, codes, algorithm_name: str, algorithm_version: str):
         segment_label="Tumor",
         segmented_property_category=codes.SCT.MorphologicallyAbnormalStructure,
         segmented_property_type=codes.SCT.Neoplasm,
-        algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+        algorithm_type=algorithm_type,
         algorithm_identification=algorithm,
     )
 
 
-def mask_dicom_seg(masks: np.ndarray, stack: ImageStack, algorithm_name: str, algorithm_version: str) -> bytes:
+def dicom_seg_unavailable(stack: ImageStack) -> str | None:
+    """Why the stack's masks cannot go out as a DICOM SEG (said before the user asks for one), or None."""
+    if stack.format != "dicom" or not stack.dicom_sources:
+        return (f"A DICOM Segmentation can only be made for a DICOM image or series; this image was read from "
+                f"{stack.format.upper()}. Export the mask as NIfTI or PNG instead.")
+    try:
+        _check_seg_sources(np.zeros((stack.n_slices, 1, 1), bool), stack)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def mask_dicom_seg(masks: np.ndarray, stack: ImageStack, algorithm_name: str, algorithm_version: str, *,
+                   origin: str = "AUTOMATIC", creator: str | None = None) -> bytes:
     """Masks (n, H, W) as a binary DICOM Segmentation referencing the stack's DICOM sources.
 
     Works for a series of single-frame images (one source per slice) and for one multi-frame
     image. The SEG carries the study and frame-of-reference UIDs (so PACS and viewers file it
-    with the scan) but no patient identifiers.
+    with the scan) but no patient identifiers. ``origin`` is ``Case.mask_origin``: a mask edited
+    by hand must not reach a PACS as the model's output. ``creator``: the signed-in person who
+    edited it (ContentCreatorName), where known and wanted: the default download names nobody.
     """
-    if stack.format != "dicom" or not stack.dicom_sources:
-        raise ValueError(
-            f"A DICOM Segmentation can only be made for a DICOM image or series; this image was read from {stack.format.upper()}. "
-            "Export the mask as NIfTI or PNG instead."
-        )
+    if origin not in ("AUTOMATIC", "SEMIAUTOMATIC", "MANUAL"):
+        raise ValueError(f"unknown mask origin {origin!r}")
+    unavailable = dicom_seg_unavailable(stack)
+    if unavailable:
+        raise ValueError(unavailable)
     m = _check_masks(masks, stack)
     sources = _check_seg_sources(m, stack)
     hd = require("highdicom")
@@ -251,7 +269,7 @@ def mask_dicom_seg(masks: np.ndarray, stack: ImageStack, algorithm_name: str, al
             source_images=[_geometry_only(ds) for ds in sources],
             pixel_array=m,
             segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
-            segment_descriptions=[_tumour_segment(hd, codes, algorithm_name, algorithm_version)],
+            segment_descriptions=[_tumour_segment(hd, codes, algorithm_name, algorithm_version, origin)],
             series_instance_uid=hd.UID(),
             series_number=900,  # high, so viewers list it after the scanner's own series
             sop_instance_uid=hd.UID(),
@@ -260,7 +278,7 @@ def mask_dicom_seg(masks: np.ndarray, stack: ImageStack, algorithm_name: str, al
             manufacturer_model_name=algorithm_name,
             software_versions=algorithm_version,
             device_serial_number="none",
-            series_description="MRI Insight tumour segmentation",
+            series_description="MRI Insight tumour segmentation" + ("" if origin == "AUTOMATIC" else ", edited by hand"),
             # Keep every frame: readers then find one SEG frame per source frame, and an
             # all-empty result is still a valid (empty) segmentation.
             omit_empty_frames=False,
@@ -270,16 +288,14 @@ def mask_dicom_seg(masks: np.ndarray, stack: ImageStack, algorithm_name: str, al
     if int(seg.NumberOfFrames) != m.shape[0]:
         raise ValueError(f"The DICOM Segmentation came out with {seg.NumberOfFrames} frames for {m.shape[0]} slices.")
     _scrub(seg)
+    if creator:  # after the scrub, which removes staff names too: only where the caller asks for it
+        seg.ContentCreatorName = creator
     buf = io.BytesIO()
     seg.save_as(buf)
     return buf.getvalue()
 
 
 # --------------------------------------------------------------------------- report
-
-
-def _size(px: float, mm: float | None, use_mm: bool) -> str:
-    return f"{mm:.1f} mm ({px:.1f} px)" if use_mm and mm is not None else f"{px:.1f} px"
 
 
 def report_text(measurements: dict, model_name: str, spacing_known: bool, volume_ml: float | None = None,
@@ -294,35 +310,18 @@ def report_text(measurements: dict, model_name: str, spacing_known: bool, volume
     for this slice. ``abstention_reason``: why the model cannot judge the slice (its mask is then for
     reference only). Nothing about the patient is written; ``file_name`` is the upload's name.
     """
-    m = measurements
     lines = ["MRI Insight: tumour segmentation, " + ("edited by hand" if edited else "automatic")]
     if file_name:
         lines.append(f"File: {file_name}")
     if date:
         lines.append(f"Date: {date}")
     lines.append(f"Model: {model_name}")
-    if edited:
-        lines.append("Mask: edited by hand after the model's segmentation")
     if slice_index is not None:
         lines.append(f"Slice: {slice_index + 1}" + (f" of {n_slices}" if n_slices else ""))
     if abstention_reason:
         lines.append(f"The model cannot judge this slice: {abstention_reason} Its mask is for reference only.")
-    area_px = int(m.get("area_px") or 0)
-    if area_px == 0:
-        lines.append("No tumour was segmented" + (" on this slice." if slice_index is not None else "."))
-    else:
-        area_mm2 = m.get("area_mm2")
-        lines.append(f"Area: {area_mm2:.1f} mm² ({area_px} px)" if spacing_known and area_mm2 is not None else f"Area: {area_px} px")
-        lines.append(f"Longest diameter: {_size(m['longest_diameter_px'], m.get('longest_diameter_mm'), spacing_known)}")
-        lines.append(
-            f"Perpendicular diameter: {_size(m['perpendicular_diameter_px'], m.get('perpendicular_diameter_mm'), spacing_known)}"
-        )
-        lines.append(f"Lesions: {int(m.get('n_lesions') or 0)}")
-    if volume_ml is not None:
-        lines.append(f"Volume: {volume_ml:.2f} mL")
-    if dice is not None:
-        lines.append(f"Dice with the ground truth: {dice:.3f}")
-    if not spacing_known:
-        lines.append("Pixel spacing unknown: sizes are in pixels, not millimetres.")
+    rows = measurement_rows(measurements, spacing_known, edited=edited, volume_ml=volume_ml, dice=dice,
+                            on_slice=slice_index is not None)
+    lines += [f"{label}: {value}" for label, value in rows]
     lines.append(DISCLAIMER)
     return "\n".join(lines) + "\n"

@@ -18,9 +18,16 @@ import numpy as np
 
 from mri_core.models import LoadedModel
 from mri_core.preprocess import brain_box, intensity_gain, prepare, resize, to_gray
-from mri_core.segmentation import PRESENCE_CUT, lesion_mask, postprocess
+from mri_core.segmentation import is_present, lesion_mask, postprocess
 
 ZOOM = 0.9  # the zoomed TTA views keep the central 90 %
+CLASSIFIER_VIEWS = 4  # tta_views: as is, mirrored, zoomed, both
+SEGMENTER_VIEWS = 2  # segmentation_maps: the slice and its mirror
+
+
+def views_per_image(kind: str) -> int:
+    """How many forward passes one image costs a model of ``kind`` with TTA on."""
+    return CLASSIFIER_VIEWS if kind == "classifier" else SEGMENTER_VIEWS
 BATCH = 32
 LOW_CONFIDENCE = 0.6
 HIGH_UNCERTAINTY = 0.15
@@ -53,14 +60,14 @@ class ClassPrediction:
 class SegPrediction:
     prob: np.ndarray  # tumour probability per pixel at the slice's own size
     mask: np.ndarray  # bool, prob >= threshold
-    tumor_probability: float  # probability that the slice shows a tumour at all
+    tumour_probability: float  # probability that the slice shows a tumour at all
     reliable: bool = True  # False: the slice is unlike the training slices; the page says the model cannot judge it
     reason: str = ""  # plain-language why, when not reliable
     ood_score: float | None = None  # how far its features lie from the training slices' (reliability.OodDetector)
 
     @property
     def present(self) -> bool:
-        return self.tumor_probability >= PRESENCE_CUT
+        return is_present(self.tumour_probability)
 
 
 def tta_views(x: np.ndarray) -> np.ndarray:
@@ -68,7 +75,7 @@ def tta_views(x: np.ndarray) -> np.ndarray:
     n, h, w, c = x.shape
     dh, dw = int(round(h * (1 - ZOOM) / 2)), int(round(w * (1 - ZOOM) / 2))
     zoom = np.stack([resize(im[dh : h - dh, dw : w - dw], (h, w)) for im in x]).reshape(x.shape)
-    return np.stack([x, x[:, :, ::-1], zoom, zoom[:, :, ::-1]], axis=1)
+    return np.stack([x, x[:, :, ::-1], zoom, zoom[:, :, ::-1]], axis=1)  # CLASSIFIER_VIEWS of them
 
 
 def segmentation_maps(predict, x: np.ndarray, tta: bool = True) -> np.ndarray:
@@ -145,11 +152,16 @@ def classify_inputs(loaded: LoadedModel, x: np.ndarray, tta: bool = True,
     view_probs, distances = classify_views(loaded, x, tta)
     if distances is None:
         distances = [None] * len(view_probs)
-    modalities = [modality] * len(view_probs) if isinstance(modality, str) else list(modality)
-    return [_class_prediction(vp, loaded, d, m) for vp, d, m in zip(view_probs, distances, modalities)]
+    modalities = _modalities(modality, len(view_probs))
+    return [_class_prediction(vp, loaded, d, m, xi) for vp, d, m, xi in zip(view_probs, distances, modalities, x)]
 
 
-def _class_prediction(view_probs: np.ndarray, loaded: LoadedModel, distance: float | None, modality: str) -> ClassPrediction:
+def _modalities(modality: str | list[str], n: int) -> list[str]:
+    return [modality] * n if isinstance(modality, str) else list(modality)
+
+
+def _class_prediction(view_probs: np.ndarray, loaded: LoadedModel, distance: float | None, modality: str,
+                      model_input: np.ndarray) -> ClassPrediction:
     from mri_core.reliability import judge
 
     probs = view_probs.mean(axis=0)
@@ -157,13 +169,17 @@ def _class_prediction(view_probs: np.ndarray, loaded: LoadedModel, distance: flo
     names = loaded.class_names
     validation = loaded.card.validation
     reliable, reason = judge(names[top], distance, loaded.ood, loaded.card.calls,
-                             validation.balanced_accuracy if validation else None, modality)
+                             validation.balanced_accuracy if validation else None, modality, model_input)
     return ClassPrediction(probs=probs, class_names=names, uncertainty=float(view_probs[:, top].std()), view_probs=view_probs,
                            reliable=reliable, reason=reason, ood_score=None if distance is None else float(distance))
 
 
-def segment(loaded: LoadedModel, slices: list[np.ndarray], volume: bool = False, tta: bool = True) -> list[SegPrediction]:
-    """Tumour masks at each slice's own size, with a per-slice tumour probability.
+def segment(loaded: LoadedModel, slices: list[np.ndarray], volume: bool = False, tta: bool = True,
+            modality: str | list[str] = "unknown") -> list[SegPrediction]:
+    """Tumour masks at each slice's own size, with a per-slice tumour probability, and whether the
+    model can judge each slice: ``reliability.judge``, as for a classifier's call, on the file's
+    own ``modality`` (one for all slices, or one per slice), a blank slice and the distance of its
+    features from the training slices'.
 
     ``tta``: maps averaged with the mirrored slice's (``segmentation_maps``), as the cards' figures
     and presence rules were measured.
@@ -174,18 +190,19 @@ def segment(loaded: LoadedModel, slices: list[np.ndarray], volume: bool = False,
     """
     if not slices:
         return []
-    from mri_core.reliability import ood_reason
+    from mri_core.reliability import judge
 
     rule = loaded.card.segmentation_rule
     threshold = float(rule.threshold)
-    probs, distances = _maps_and_distances(loaded, prepare_inputs(loaded, slices), tta)
+    x = prepare_inputs(loaded, slices)
+    probs, distances = _maps_and_distances(loaded, x, tta)
     probs, scores = postprocess(probs, threshold, int(rule.top_k), volume)
     out = []
-    for s, p, score, distance in zip(slices, probs, scores, distances):
+    for s, xi, p, score, distance, m in zip(slices, x, probs, scores, distances, _modalities(modality, len(slices))):
         full = np.clip(resize(p.astype(np.float32), s.shape[:2]), 0.0, 1.0)
         mask = lesion_mask(full[None], [score], threshold)[0]
-        reason = ood_reason(distance, loaded.ood) or ""
-        out.append(SegPrediction(prob=full, mask=mask, tumor_probability=float(score), reliable=not reason, reason=reason,
+        reason = judge("", distance, loaded.ood, None, modality=m, model_input=xi)[1]
+        out.append(SegPrediction(prob=full, mask=mask, tumour_probability=float(score), reliable=not reason, reason=reason,
                                  ood_score=None if distance is None else float(distance)))
     return out
 

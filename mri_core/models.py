@@ -7,6 +7,8 @@ only through a ``Registry`` (or the module functions, which use the one on ``def
 
 from __future__ import annotations
 
+import hashlib
+
 import json
 import os
 import threading
@@ -35,6 +37,7 @@ class LoadedModel:
     path: Path
     ood: Any = None  # reliability.OodDetector, where the model has one (ood.npz beside it)
     features_model: Any = None  # (probabilities, features of the layers ``ood`` reads) in one pass
+    weights_sha256: str = ""  # of the model file as loaded: which weights drew a result, whatever the card on disk says now
 
     def __post_init__(self):
         if not isinstance(self.card, Card):
@@ -64,6 +67,11 @@ class LoadedModel:
     @property
     def temperature(self) -> float:
         return self.card.temperature
+
+    @property
+    def version(self) -> str:
+        """The weights' short hash: the version a DICOM SEG or an audit row names the model by."""
+        return self.weights_sha256[:12] or "unknown"
 
 
 _load_lock = threading.Lock()  # one model built at a time, whichever registry asks
@@ -144,6 +152,7 @@ class Registry:
         ood_path = self.model_dir(name) / card.ood.file if card.ood else None
         zeros = np.zeros((1, *card.preprocessing.input_shape), np.float32)
         with _load_lock:
+            weights_sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
             km = keras.saving.load_model(path, compile=False)
             km.predict_on_batch(zeros)
             detector = features = None
@@ -151,7 +160,8 @@ class Registry:
                 detector = reliability.OodDetector.load(ood_path)
                 features = reliability.features_model(km, list(card.ood.layers), card.ood.grid)
                 features.predict_on_batch(zeros)
-        return LoadedModel(name=name, card=card, keras_model=km, path=path, ood=detector, features_model=features)
+        return LoadedModel(name=name, card=card, keras_model=km, path=path, ood=detector, features_model=features,
+                           weights_sha256=weights_sha256)
 
     def segmenter_for(self, grey: bool) -> tuple[str, str]:
         """(model name, why) for a tumour mask of an upload: a grey upload (one sequence, as a FLAIR

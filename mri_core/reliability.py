@@ -43,6 +43,7 @@ class OodDetector:
     precisions: list[np.ndarray]
     scales: list[float]
     threshold: float
+    quantile: float = VAL_QUANTILE  # the share of validation images the threshold lets through
 
     @staticmethod
     def layer_distance(features: np.ndarray, means: np.ndarray, precision: np.ndarray) -> np.ndarray:
@@ -58,7 +59,8 @@ class OodDetector:
         return np.max(scaled, axis=0)
 
     def save(self, path: Path) -> None:
-        arrays = {"threshold": np.float64(self.threshold), "scales": np.asarray(self.scales, np.float64)}
+        arrays = {"threshold": np.float64(self.threshold), "scales": np.asarray(self.scales, np.float64),
+                  "quantile": np.float64(self.quantile)}
         for i, (m, p) in enumerate(zip(self.means, self.precisions)):
             arrays[f"means_{i}"], arrays[f"precision_{i}"] = m.astype(np.float32), p.astype(np.float32)
         np.savez_compressed(path, **arrays)
@@ -69,7 +71,8 @@ class OodDetector:
         n = len(z["scales"])
         return cls([z[f"means_{i}"].astype(np.float64) for i in range(n)],
                    [z[f"precision_{i}"].astype(np.float64) for i in range(n)],
-                   [float(v) for v in z["scales"]], float(z["threshold"]))
+                   [float(v) for v in z["scales"]], float(z["threshold"]),
+                   float(z["quantile"]) if "quantile" in z.files else VAL_QUANTILE)
 
 
 def fit_gaussians(features: np.ndarray, labels: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -94,19 +97,20 @@ def fit_detector(train_features: list[np.ndarray], train_labels, n_classes: int,
         means.append(m)
         precisions.append(p)
         scales.append(float(np.quantile(OodDetector.layer_distance(fva, m, p), quantile)))
-    unthresholded = OodDetector(means, precisions, scales, np.inf)
-    return OodDetector(means, precisions, scales, float(np.quantile(unthresholded.distance(val_features), quantile)))
+    unthresholded = OodDetector(means, precisions, scales, np.inf, quantile)
+    return OodDetector(means, precisions, scales, float(np.quantile(unthresholded.distance(val_features), quantile)), quantile)
 
 
-def feature_layers(keras_model) -> list[str]:
-    """The layers whose features the detector reads. A classifier: the last layer at a quarter of the
-    input's resolution (edges and texture: what tells a CT, a photo or noise from an MRI slice) and
-    the penultimate pool (what it decides on). A segmenter: the encoder's first and last layers at a
-    quarter of the resolution, read on a grid (``SEGMENTER_GRID``): its bottleneck, averaged over the
-    slice, barely told T1 slices from the FLAIR it was trained on (docs/experiments.md)."""
+def feature_layers(keras_model, kind: str) -> list[str]:
+    """The layers whose features the detector reads, by the model's ``kind`` (its card's). A
+    classifier: the last layer at a quarter of the input's resolution (edges and texture: what tells
+    a CT, a photo or noise from an MRI slice) and the penultimate pool ``FEATURE_LAYER`` (what it
+    decides on). A segmenter: the encoder's first and last layers at a quarter of the resolution,
+    read on a grid (``feature_grid``): its bottleneck, averaged over the slice, barely told T1 slices
+    from the FLAIR it was trained on (docs/experiments.md)."""
     side = keras_model.input_shape[1]
     maps = [layer for layer in keras_model.layers if len(layer.output.shape) == 4]
-    if any(layer.name == FEATURE_LAYER for layer in keras_model.layers):
+    if kind == "classifier":
         return [layer.name for layer in maps if layer.output.shape[1] == side // 4][-1:] + [FEATURE_LAYER]
     deepest = min(layer.output.shape[1] for layer in maps)
     encoder = maps[: next(i for i, layer in enumerate(maps) if layer.output.shape[1] == deepest)]
@@ -114,10 +118,10 @@ def feature_layers(keras_model) -> list[str]:
     return [quarter[0], quarter[-1]]
 
 
-def feature_grid(keras_model) -> int | None:
-    """The grid a model's detector reads its feature maps on: ``SEGMENTER_GRID`` for a segmenter,
-    None (the average over the whole slice) for a classifier."""
-    return None if any(layer.name == FEATURE_LAYER for layer in keras_model.layers) else SEGMENTER_GRID
+def feature_grid(kind: str) -> int | None:
+    """The grid a model's detector reads its feature maps on, by its ``kind``: ``SEGMENTER_GRID`` for
+    a segmenter (where in the head a texture is), None (the average over the whole slice) for a classifier."""
+    return None if kind == "classifier" else SEGMENTER_GRID
 
 
 def features_model(keras_model, layers: list[str], grid: int | None = None):
@@ -196,16 +200,39 @@ def ood_reason(ood_distance: float | None, detector: OodDetector | None) -> str 
     if detector is None or ood_distance is None or ood_distance <= detector.threshold:
         return None
     return (f"This image is unlike the images the model was trained on: its features lie "
-            f"{ood_distance / detector.threshold:.1f}× as far from them as the limit that 98 % of validation "
+            f"{ood_distance / detector.threshold:.1f}× as far from them as the limit that {detector.quantile:.0%} of validation "
             "images stay within. It may not be a brain MRI slice of a kind this model knows, so its answer "
             "would be a guess.")
 
 
+BLANK_STD = 0.01  # on the [0, 1] scale: below it the model input has no structure a model could read
+
+
+def blank_reason(model_input: np.ndarray | None) -> str | None:
+    """Why an image is too blank to judge (all one value, or nearly: an empty slice, a failed
+    export, a black screenshot), or None. Read on the model's input, after the crop, so a small
+    head in a large black field still counts as a picture. A network still answers on such an
+    input, and confidently: before this check an all-black slice was called ``notumor`` at 99 %."""
+    if model_input is None:
+        return None
+    x = np.asarray(model_input, np.float32)
+    per_channel = x.reshape(-1, x.shape[-1]) if x.ndim == 3 else x.reshape(-1, 1)
+    if float(per_channel.std(axis=0).max()) >= BLANK_STD:  # each channel on its own: a scale per channel is no picture
+        return None
+    return ("This image is blank or nearly uniform: it shows no anatomy for the model to judge "
+            "(check that the right file or slice was opened, and its window).")
+
+
 def judge(label: str, ood_distance: float | None, detector: OodDetector | None, calls: dict[str, CallRecord] | None,
-          balanced_accuracy: float | None = None, modality: str = "unknown") -> tuple[bool, str]:
-    """(reliable, reason) for one call."""
+          balanced_accuracy: float | None = None, modality: str = "unknown",
+          model_input: np.ndarray | None = None) -> tuple[bool, str]:
+    """(reliable, reason) for one call, or one mask (``label`` "" and no ``calls``): the file's own
+    modality, a blank input, features far from the training images', a call no better than chance."""
     if modality_reason(modality):
         return False, modality_reason(modality) + " Its answer would be a guess."
+    blank = blank_reason(model_input)
+    if blank:
+        return False, blank
     far = ood_reason(ood_distance, detector)
     if far:
         return False, far

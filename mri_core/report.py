@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mri_core.cards import Card, SegmenterReport
-from mri_core.export import DISCLAIMER
+from mri_core.display import DISCLAIMER, measurement_rows, percent
 
 # Helvetica (a PDF core font) covers Latin-1 only: the few other characters used are replaced.
 _LATIN1 = {"—": "-", "–": "-", "“": '"', "”": '"', "’": "'", "…": "...", "×": "x", "≤": "<=", "≥": ">="}
@@ -68,6 +68,8 @@ class CaseReport:
     edited: bool = False
     warnings: list[str] = field(default_factory=list)
     patient: dict[str, str] | None = None  # written only when the user switched it on
+    slice_image: np.ndarray | None = None  # RGB or grey uint8: the slice as read, beside ``image`` (a classifier's report)
+    probabilities: list[tuple[str, float]] = field(default_factory=list)  # (readable class, calibrated probability)
 
 
 def _rows(pdf, rows: list[tuple[str, str]], label_w: float = 60) -> None:
@@ -82,28 +84,6 @@ def _heading(pdf, text: str) -> None:
     pdf.ln(2)
     pdf.set_font("Helvetica", "B", 13)
     pdf.cell(0, 8, _text(text), new_x="LMARGIN", new_y="NEXT")
-
-
-def _measurement_rows(r: CaseReport) -> list[tuple[str, str]]:
-    m = r.measurements or {}
-    rows = [("Mask", "edited by hand after the model's segmentation" if r.edited else "automatic (the model's, not edited)")]
-    area_px = int(m.get("area_px") or 0)
-    if area_px == 0:
-        rows.append(("Tumour", "none segmented on this slice"))
-    else:
-        unit_mm = r.spacing_known and m.get("area_mm2") is not None
-        rows.append(("Area", f"{m['area_mm2']:.1f} mm² ({area_px} px)" if unit_mm else f"{area_px} px"))
-        for key, label in (("longest_diameter", "Longest diameter"), ("perpendicular_diameter", "Perpendicular diameter")):
-            mm = m.get(f"{key}_mm")
-            rows.append((label, f"{mm:.1f} mm" if unit_mm and mm is not None else f"{m[f'{key}_px']:.1f} px"))
-        rows.append(("Lesions", str(int(m.get("n_lesions") or 0))))
-    if r.volume_ml is not None:
-        rows.append(("Volume over the scan", f"{r.volume_ml:.2f} mL"))
-    if r.dice is not None:
-        rows.append(("Dice with the ground truth", f"{r.dice:.3f}"))
-    if not r.spacing_known:
-        rows.append(("Units", "pixel spacing unknown: sizes in pixels"))
-    return rows
 
 
 def _result_page(pdf, r: CaseReport) -> None:
@@ -128,22 +108,32 @@ def _result_page(pdf, r: CaseReport) -> None:
             _rows(pdf, [("Call", "none: the model cannot judge this image"),
                         ("Why", r.abstention_reason or "the image is unlike the model's training images")])
         else:
-            rows = [("Call", r.call), ("Calibrated confidence", f"{r.confidence:.0%}")]
+            rows = [("Call", r.call), ("Calibrated confidence", percent(r.confidence))]
             if r.uncertainty is not None:
                 rows.append(("Uncertainty (TTA std)", f"{r.uncertainty:.2f}"))
             _rows(pdf, rows)
+    if r.probabilities:
+        label = "Probabilities" if r.call is not None else "Probabilities (no call)"
+        _rows(pdf, [(label if i == 0 else "", f"{name}: {percent(p)}") for i, (name, p) in enumerate(r.probabilities)])
     if r.measurements is not None:
-        _rows(pdf, _measurement_rows(r))
+        _rows(pdf, measurement_rows(r.measurements, r.spacing_known, edited=r.edited, volume_ml=r.volume_ml, dice=r.dice))
     if r.warnings:
         _rows(pdf, [("Warning", w) for w in r.warnings])
 
-    img = Image.fromarray(np.asarray(r.image, np.uint8))
-    side = 110.0  # mm on the page
-    w, h = img.size
+    pictures = [np.asarray(r.image, np.uint8)] if r.slice_image is None else [np.asarray(r.slice_image, np.uint8),
+                                                                             np.asarray(r.image, np.uint8)]
+    side = 110.0 if len(pictures) == 1 else 85.0  # mm on the page
     pdf.ln(3)
-    pdf.image(img, x=pdf.l_margin, w=side if w >= h else side * w / h, h=side * h / w if w >= h else side)
+    top, x, tallest = pdf.get_y(), pdf.l_margin, 0.0
+    for picture in pictures:  # side by side, each fitted in a square of ``side`` mm
+        img = Image.fromarray(picture)
+        w, h = img.size
+        width, height = (side, side * h / w) if w >= h else (side * w / h, side)
+        pdf.image(img, x=x, y=top, w=width, h=height)
+        x, tallest = x + width + 5, max(tallest, height)
+    pdf.set_y(top + tallest + 1)
     pdf.set_font("Helvetica", "I", 9)
-    pdf.cell(0, 6, _text(r.image_caption), new_x="LMARGIN", new_y="NEXT")
+    pdf.multi_cell(0, 5, _text(r.image_caption), new_x="LMARGIN", new_y="NEXT")
 
 
 def _model_page(pdf, r: CaseReport) -> None:

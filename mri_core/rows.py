@@ -62,9 +62,11 @@ def _base(item: SliceItem, loaded, top_class: str, reliable: bool, warnings: lis
 
 
 def classifier_row(item: SliceItem, loaded, pred, warnings: list[str]) -> dict:
-    """The row of a classified slice: the call, or none where the app abstains (``reliable`` False)."""
+    """The row of a classified slice: the call and its confidence, or neither where the app abstains
+    (``reliable`` False: the probabilities stay, in the ``p_`` columns)."""
     row = _base(item, loaded, pred.label, pred.reliable, warnings)
-    row.update({"confidence": pred.confidence, "uncertainty": pred.uncertainty, "reason": pred.reason})
+    row.update({"confidence": pred.confidence if pred.reliable else np.nan, "uncertainty": pred.uncertainty,
+                "reason": pred.reason})
     row.update({prob_column(c): float(v) for c, v in zip(pred.class_names, pred.probs)})
     return row
 
@@ -76,9 +78,10 @@ def segmenter_row(item: SliceItem, loaded, seg, warnings: list[str]) -> dict:
     from mri_core.measure import measure
 
     m = measure(seg.mask, item.spacing_mm)
-    tp = float(seg.tumor_probability)
+    tp = float(seg.tumour_probability)
     row = _base(item, loaded, "tumor" if seg.present else "no tumor", seg.reliable, warnings)
-    row.update({"confidence": tp if seg.present else 1.0 - tp, "uncertainty": np.nan, "reason": seg.reason,
+    row.update({"confidence": (tp if seg.present else 1.0 - tp) if seg.reliable else np.nan, "uncertainty": np.nan,
+                "reason": seg.reason,
                 "tumor_probability": tp, "area_px": m.area_px, "area_mm2": np.nan if m.area_mm2 is None else m.area_mm2})
     probs = {"no tumor": 1.0 - tp, "tumor": tp}
     row.update({prob_column(c): probs.get(c, np.nan) for c in loaded.class_names})
@@ -100,7 +103,8 @@ def score_rows(loaded, items: list[SliceItem]) -> list[dict]:
     rows = []
     for _, group in itertools.groupby(items, key=lambda it: it.path):
         group = list(group)
-        for it, seg in zip(group, inference.segment(loaded, [it.image for it in group], volume=True)):
+        segs = inference.segment(loaded, [it.image for it in group], volume=True, modality=[it.modality for it in group])
+        for it, seg in zip(group, segs):
             rows.append(segmenter_row(it, loaded, seg, inference.input_warnings(it.image, loaded, None, it.modality)))
     return rows
 

@@ -88,7 +88,7 @@ def score_lgg(loaded: LoadedModel, slices: list[LggSlice], channel: str | None =
         patient_iou.append(iou(pm, tm))
         for p, t in zip(preds, truths):
             has = bool(t.any())
-            scores.append(p.tumor_probability)
+            scores.append(p.tumour_probability)
             truth_present.append(has)
             pred_present.append(p.present)
             held.append(not p.reliable)

@@ -15,10 +15,17 @@ from mri_core.metrics import dice
 from mri_core.preprocess import channel_p99, normalize_intensity
 
 PRESENCE_CUT = 0.5  # a slice shows a tumour when its tumour probability reaches this
+
+
+def is_present(tumour_probability):
+    """The presence rule: a slice shows a tumour when its tumour probability reaches ``PRESENCE_CUT``
+    (a bool for one probability, a bool array for an array of them)."""
+    present = np.asarray(tumour_probability) >= PRESENCE_CUT
+    return bool(present) if present.ndim == 0 else present
 MAPS = "mean of the slice's and its left-right mirror's probability maps (inference.segmentation_maps)"
 
 
-def tumor_probability(prob_map: np.ndarray, top_k: int) -> float:
+def tumour_probability(prob_map: np.ndarray, top_k: int) -> float:
     """Mean of the ``top_k`` most confident pixels: high only when a lesion-sized region is."""
     flat = prob_map.reshape(-1)
     k = int(min(max(top_k, 1), flat.size))
@@ -47,31 +54,31 @@ def keep_main_lesion(prob_maps: np.ndarray, present: np.ndarray, threshold: floa
 
 def postprocess(probs: np.ndarray, threshold: float, top_k: int, volume: bool) -> tuple[np.ndarray, np.ndarray]:
     """(probability maps, tumour probabilities) for the network's maps (slices, H, W): each slice
-    scored with ``tumor_probability``; with ``volume`` (one volume in slice order) only its main
+    scored with ``tumour_probability``; with ``volume`` (one volume in slice order) only its main
     connected lesion (``keep_main_lesion``) is kept and a slice whose detection was removed is scored again without it.
     ``segment`` and the training monitor both use it, so checkpoints are chosen as the app scores."""
-    scores = np.asarray([tumor_probability(p, top_k) for p in probs])
+    scores = np.asarray([tumour_probability(p, top_k) for p in probs])
     if volume and len(probs) > 1:
-        probs = keep_main_lesion(probs, scores >= PRESENCE_CUT, threshold)
-        scores = np.asarray([tumor_probability(p, top_k) for p in probs])
+        probs = keep_main_lesion(probs, is_present(scores), threshold)
+        scores = np.asarray([tumour_probability(p, top_k) for p in probs])
     return probs, scores
 
 
 def lesion_mask(prob_maps: np.ndarray, scores, threshold: float) -> np.ndarray:
     """The masks drawn for maps (slices, H, W) with their tumour probabilities: pixels at or above
     ``threshold``, on slices judged to show a tumour only (scattered faint pixels are not a lesion)."""
-    return (np.asarray(prob_maps) >= threshold) & (np.asarray(scores) >= PRESENCE_CUT)[:, None, None]
+    return (np.asarray(prob_maps) >= threshold) & is_present(np.asarray(scores))[:, None, None]
 
 
 def presence_rule(probs: np.ndarray, mva: np.ndarray) -> SegmentationRule:
     """The tumour-presence rule chosen on validation from the network's maps ``probs`` (slices,
     H, W): how many of the most probable pixels are averaged into the slice's probability
-    (``tumor_probability``)."""
+    (``tumour_probability``)."""
     truth_present = mva.reshape(len(mva), -1).any(axis=1)
     best_k, best_acc = 16, -1.0
     for k in (4, 8, 16, 32, 64, 128):
-        scores = np.asarray([tumor_probability(p, k) for p in probs])
-        acc = float(((scores >= PRESENCE_CUT) == truth_present).mean())
+        scores = np.asarray([tumour_probability(p, k) for p in probs])
+        acc = float((is_present(scores) == truth_present).mean())
         if acc > best_acc:
             best_k, best_acc = k, acc
     return SegmentationRule(

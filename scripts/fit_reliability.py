@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from mri_core.training.card import refit_reliability
+from mri_core.training.refit import refit_reliability
 
 
 def main(argv=None) -> int:

@@ -1,4 +1,4 @@
-"""Print the README's model table from the cards in models/ (validation-split figures)."""
+"""Print the model table of docs/models.md from the cards in models/ (validation-split figures)."""
 
 from mri_core import models
 

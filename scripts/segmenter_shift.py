@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mri_core import inference, models
+from mri_core import inference, models, segmentation
 from mri_core.data import lgg_tumor_labels, lgg_validation_patients
 from mri_core.io import read_image
 from mri_core.io.folders import LGG_CHANNELS, lgg_channel, list_class_folder, list_lgg
@@ -58,12 +58,12 @@ def score_source(loaded: dict, paths: list[Path], tumour: bool, flair_only: bool
             image = lgg_channel(image, LGG_CHANNELS.index("flair"))  # a single-sequence export of the same slice
         name = colour_name if image.ndim == 3 and stack.is_color else grey_name
         pred = inference.segment(loaded[name], [image])[0]
-        p.append(pred.tumor_probability)
+        p.append(pred.tumour_probability)
         held.append(not pred.reliable)
         warned.append(bool(inference.input_warnings(image, loaded[name])))
         used.add(name)
     p, held, warned = np.asarray(p), np.asarray(held), np.asarray(warned)
-    present = p >= inference.PRESENCE_CUT
+    present = segmentation.is_present(p)
     wrong = present != tumour
     return {"n": len(p), "models": sorted(used), "called_tumour": round(float(present.mean()), 3), "wrong": int(wrong.sum()),
             "wrong_confident": int((wrong & (np.abs(p - 0.5) > 0.4)).sum()),

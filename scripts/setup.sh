@@ -39,3 +39,15 @@ if [ "$dev" = 1 ] && [ -n "$missing" ]; then
   # shellcheck disable=SC2086
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $missing
 fi
+
+# The database tests start their own PostgreSQL (tests/pg_server.py): only the binaries are needed,
+# not Debian's default cluster, which would start a server on port 5432.
+if [ "$dev" = 1 ] && ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo mkdir -p /etc/postgresql-common
+  [ -f /etc/postgresql-common/createcluster.conf ] ||
+    echo "create_main_cluster = false" | $sudo tee /etc/postgresql-common/createcluster.conf >/dev/null
+  $sudo apt-get update -q
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o Dpkg::Options::=--force-confold postgresql
+fi

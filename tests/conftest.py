@@ -174,3 +174,42 @@ def intensity_segmenter():
                            "preprocessing": {"crop": False, "size": [32, 32], "channels": 3, "scale": "[0, 1]"},
                            "segmentation": {"threshold": 0.5, "top_k": 4}})
     return LoadedModel("intensity", card, model, Path("intensity.keras"))
+
+
+# --------------------------------------------------------------------------- databases (issue 28)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _case_database(tmp_path_factory):
+    """The app's case database during tests: a SQLite file in a temporary folder (never data/ in
+    the working tree), unless a test names another through MRI_INSIGHT_DB_URL."""
+    from mri_core.store import URL_ENV
+
+    old = os.environ.get(URL_ENV)
+    os.environ[URL_ENV] = f"sqlite:///{tmp_path_factory.mktemp('case_db') / 'mri_insight.db'}"
+    yield
+    if old is None:
+        os.environ.pop(URL_ENV, None)
+    else:
+        os.environ[URL_ENV] = old
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A PostgreSQL server of Debian's ``postgresql`` package, started for this test session and
+    stopped at its end. Missing binaries skip, except in CI (CI=true), where they fail."""
+    from pg_server import PostgresServer, pg_bin
+
+    bin_dir = pg_bin()
+    if bin_dir is None:
+        message = "PostgreSQL is not installed (scripts/setup.sh --dev installs Debian's postgresql)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    server = PostgresServer(bin_dir)
+    server.start()
+    yield server
+    try:
+        server.stop()
+    finally:
+        server.remove()

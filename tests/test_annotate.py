@@ -78,3 +78,15 @@ def test_scale_bar_and_orientation_marks():
     assert yellow[:, :30].any() and yellow[:, -30:].any() and yellow[-30:].any()  # R, L and the scale bar
     zoomed = reading_view(png.slices[0], zoom=2.0, out_side=192)
     assert zoomed.shape == (192, 192, 3) and not np.array_equal(zoomed, plain)
+
+
+def test_window_presets_name_the_window_applied_when_read_once():
+    from mri_core.annotate import window_presets
+    from mri_core.io import ImageStack
+
+    plain = ImageStack(np.zeros((1, 4, 4), np.float32), "png")
+    assert window_presets(plain) == {"as read": (0.5, 1.0)}
+    dicom = ImageStack(np.zeros((1, 4, 4), np.float32), "dicom", windows=[("BRAIN", 0.5, 1.0), ("WIDE", 0.4, 2.0)],
+                       value_range=(0.0, 80.0))
+    assert window_presets(dicom) == {"as read: the file's BRAIN": (0.5, 1.0), "WIDE": (0.4, 2.0)}
+    assert dicom.scanner_value(0.5) == 40.0 and plain.scanner_value(0.5) is None

@@ -28,7 +28,7 @@ def open_page(page: str) -> AppTest:
 
 
 def mask_model(at: AppTest) -> str:
-    """The mask page's model: grey and colour uploads keep separate choices (views.common.segmenter_picker)."""
+    """The mask page's model: grey and colour uploads keep separate choices (views.model_choice.segmenter_picker)."""
     return next(s.value for s in at.selectbox if str(s.key).startswith("mask_model"))
 
 
@@ -158,7 +158,7 @@ def test_predict_lgg_volume_agrees_with_the_mask_page(tiny_models):
         assert not at.exception and not at.error
         k = stack.n_slices // 2  # the slider starts in the middle
         shown = next(m.value for m in at.metric if m.label == "Tumour probability")
-        assert shown == f"{expected[k].tumor_probability:.0%}", page
+        assert shown == f"{expected[k].tumour_probability:.0%}", page
 
 
 @pytest.mark.parametrize(
@@ -262,18 +262,29 @@ def downloads(monkeypatch):
     from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
     from streamlit.testing.v1 import app_test
 
-    stores = []
+    from streamlit.runtime.media_file_manager import MediaFileManager
+
+    stores, managers = [], []
 
     class Recording(MemoryMediaFileStorage):
         def __init__(self, *args, **kw):
             super().__init__(*args, **kw)
             stores.append(self)
 
+    class RecordingManager(MediaFileManager):
+        def __init__(self, *args, **kw):
+            super().__init__(*args, **kw)
+            managers.append(self)
+
     monkeypatch.setattr(app_test, "MemoryMediaFileStorage", Recording)
+    monkeypatch.setattr(app_test, "MediaFileManager", RecordingManager)
 
     def get(at: AppTest, label: str) -> bytes:
         button = next(b for b in at.get("download_button") if b.proto.label == label)
-        file_id = button.proto.url.rsplit("/", 1)[1].split(".")[0]
+        url = button.proto.url
+        if not url and button.proto.deferred_file_id:  # made on request (a callable): as a click makes it
+            url = managers[-1].execute_deferred(button.proto.deferred_file_id)
+        file_id = url.rsplit("/", 1)[1].split(".")[0]
         return stores[-1].get_file(file_id).content
 
     return get
@@ -305,7 +316,7 @@ def assert_everything_agrees(at: AppTest, downloads, expect_edited: bool) -> np.
     assert case.edited(model, k) == expect_edited
     m = measure(mask, case.stack.spacing_mm)
     assert metric(at, "Area") == (f"{m.area_mm2:.0f} mm²" if m.area_mm2 is not None else f"{m.area_px} px")
-    caption = "Edited mask (by hand)" if expect_edited else "Model's mask"
+    caption = "Mask edited by hand" if expect_edited else "The model's mask"
     assert caption in image_captions(at)
     png = np.asarray(Image.open(io.BytesIO(downloads(at, "Mask (PNG)")))) == 255
     np.testing.assert_array_equal(png, mask)
@@ -322,27 +333,35 @@ def assert_everything_agrees(at: AppTest, downloads, expect_edited: bool) -> np.
             np.testing.assert_array_equal(frame, case.mask(model, slice_of[uid]))
     report = downloads(at, "Report (text)").decode()
     assert report.rstrip() == at.code[0].value.rstrip()  # the report shown is the one downloaded
-    assert (f"Area: {m.area_px} px" in report or f"({m.area_px} px)" in report) if m.area_px else "No tumour" in report
+    assert (f"Area: {m.area_px} px" in report or f"({m.area_px} px)" in report) if m.area_px else "none segmented" in report
     assert ("edited by hand" in report) == expect_edited and ("automatic" in report) == (not expect_edited)
     assert f"File: {case.name}" in report and "Date: " in report and f"Slice: {k + 1}" in report
     assert export.mask_png(mask) == downloads(at, "Mask (PNG)")
     return mask.copy()
 
 
+def canvas_key(at: AppTest) -> str:
+    """The key of the editing canvas as the page last drew it."""
+    case = current_case(at)
+    return case.canvas_given(mask_model(at), case.index)[0]
+
+
 def draw(at: AppTest, previous: np.ndarray | None, rows: slice, cols: slice, tool: str) -> np.ndarray:
     """A stroke on the page's canvas as the browser would send it back: the canvas as it stood
-    (its starting mask, painted by the page's own ``canvas_layer``, plus earlier strokes) and the new paint."""
+    (the starting mask the page gave it, painted by the page's own ``canvas_layer``, plus earlier
+    strokes on the same canvas) and the new paint."""
     from mri_core.annotate import canvas_layer, canvas_paints
     from test_case import stroke
 
     case = current_case(at)
     model = mask_model(at)
     colour, opacity = at.color_picker(key="mask_colour").value, at.slider(key="mask_opacity").value
+    key, given = case.canvas_given(model, case.index)
     if previous is None:
-        previous = canvas_layer(case.mask(model, case.index), 384, 384, colour, opacity)
+        previous = canvas_layer(given, 384, 384, colour, opacity)
     brush, eraser = canvas_paints(colour, opacity)
     rgba = stroke(previous, rows, cols, brush if tool == "brush" else eraser)
-    at.session_state[at.session_state["mask_canvas_key"]] = canvas_state(rgba)
+    at.session_state[key] = canvas_state(rgba)
     at.run()
     return rgba
 
@@ -352,7 +371,7 @@ def test_mask_edits_stay_put_and_every_export_agrees(downloads):
     model_mask = assert_everything_agrees(at, downloads, expect_edited=False)
     at.toggle(key="mask_edit").set_value(True).run()
     assert not at.exception
-    first_key = at.session_state["mask_canvas_key"]
+    first_key = canvas_key(at)
     # the canvas sends its untouched drawing back (the canvas's own undo does this): nothing changes
     draw(at, None, slice(0, 0), slice(0, 0), "brush")
     np.testing.assert_array_equal(assert_everything_agrees(at, downloads, expect_edited=False), model_mask)
@@ -376,12 +395,12 @@ def test_mask_edits_stay_put_and_every_export_agrees(downloads):
     # the app's undo steps back one edit, and the canvas starts again from the stored mask
     at.button(key="mask_undo").click().run()
     np.testing.assert_array_equal(assert_everything_agrees(at, downloads, expect_edited=True), brushed)
-    assert at.session_state["mask_canvas_key"] != first_key
+    assert canvas_key(at) != first_key
     # reset: the model's mask, the canvas cleared (a new key), the report automatic again
-    key_before_reset = at.session_state["mask_canvas_key"]
+    key_before_reset = canvas_key(at)
     at.button(key="mask_reset").click().run()
     np.testing.assert_array_equal(assert_everything_agrees(at, downloads, expect_edited=False), model_mask)
-    assert at.session_state["mask_canvas_key"] != key_before_reset
+    assert canvas_key(at) != key_before_reset
     for _ in range(2):  # and it stays there
         at.run()
         np.testing.assert_array_equal(assert_everything_agrees(at, downloads, expect_edited=False), model_mask)
@@ -401,10 +420,21 @@ def test_mask_edits_of_a_dicom_series_agree_with_its_seg(downloads):
     up.run()
     assert "DICOM SEG" in [b.proto.label for b in at.get("download_button")]
     at.toggle(key="mask_edit").set_value(True).run()
+    from test_export import _decoded_seg_frames
+
+    def algorithm_type() -> str:
+        return _decoded_seg_frames(downloads(at, "DICOM SEG"))[0].SegmentSequence[0].SegmentAlgorithmType
+
+    assert algorithm_type() == "AUTOMATIC"
     draw(at, None, slice(50, 200), slice(50, 200), "brush")
     assert_everything_agrees(at, downloads, expect_edited=True)
+    # a person's edit is never filed as the model's output: SEMIAUTOMATIC, or MANUAL where the model had drawn nothing
+    case = current_case(at)
+    model_drew = any(case.model_mask(mask_model(at), k).any() for k in range(case.stack.n_slices))
+    assert algorithm_type() == case.mask_origin(mask_model(at)) == ("SEMIAUTOMATIC" if model_drew else "MANUAL")
     at.button(key="mask_reset").click().run()
     assert_everything_agrees(at, downloads, expect_edited=False)
+    assert algorithm_type() == "AUTOMATIC"
 
 
 def test_mask_ground_truth_upload_and_wrong_size():
@@ -744,8 +774,12 @@ def test_reading_controls_and_pdf_report_on_a_dicom():
     at.file_uploader(key="mask_upload").upload("w.dcm", dicom_bytes((phantom(seed=70) * 1000).astype(np.uint16),
                                                                      window=(500.0, 1000.0), position=(0, 0, 0))).run()
     assert not at.exception
-    assert at.selectbox(key="mask_read_preset").options == ["as read", "window 1"]
-    at.selectbox(key="mask_read_preset").set_value("window 1").run()
+    # the file's window is the one the slice was read through: offered once, as "as read", in scanner units
+    first = "as read: the file's window 1"
+    assert at.selectbox(key="mask_read_preset").options == [first]
+    level = at.slider(key=f"mask_read_level_{first}")
+    assert "scanner units" in level.label and level.value == 500.0 and at.slider(key=f"mask_read_width_{first}").value == 1000.0
+    level.set_value(400.0).run()
     at.slider(key="mask_read_zoom").set_value(2.0).run()
     at.slider(key="mask_read_cx").set_value(0.3).run()
     assert not at.exception
@@ -754,7 +788,7 @@ def test_reading_controls_and_pdf_report_on_a_dicom():
     assert at.toggle(key="dl_pdf_patient").value is False  # identifiers stay out unless turned on
     at.switch_page("views/predict.py").run()
     assert not at.exception and "Report (PDF)" in [b.proto.label for b in at.get("download_button")]
-    at.slider(key="predict_read_level_as read").set_value(0.3).run()
+    at.slider(key=f"predict_read_level_{first}").set_value(300.0).run()
     assert not at.exception
 
 
@@ -826,3 +860,51 @@ def test_the_mask_page_picks_the_flair_model_for_a_grey_upload_and_says_why():
     at = open_page("views/mask.py")
     at.file_uploader(key="mask_upload").upload("three.png", png_bytes((rgb * 255).astype(np.uint8))).run()
     assert mask_model(at) == "lgg_unet_lite"
+
+
+def test_two_files_with_one_name_get_two_results(downloads):
+    """Two different scans both called slice.png (from two folders): each gets its own result, and
+    looking at either shows its own image (issue 27: they were keyed by name and got one result)."""
+    import pandas as pd
+
+    at = open_page("views/predict.py")
+    at.file_uploader(key="predict_upload").upload("slice.png", gray_png(1)).upload("slice.png", gray_png(9)).run()
+    assert not at.exception
+    table = pd.read_csv(io.BytesIO(downloads(at, "Download results (CSV)")))
+    assert list(table["path"]) == ["slice.png", "slice.png"]
+    probs = table[[c for c in table.columns if c.startswith("p_")]].to_numpy()
+    assert not np.allclose(probs[0], probs[1])
+    seen = []
+    for i in range(2):
+        at.selectbox(key="predict_detail").set_value(i).run()
+        assert not at.exception
+        seen.append(current_case(at))
+    assert seen[0].key != seen[1].key and not np.array_equal(seen[0].stack.slices, seen[1].stack.slices)
+    options = at.selectbox(key="predict_detail").options
+    assert len(set(options)) == 2, options  # the picker tells them apart
+
+
+def test_a_ct_labelled_dicom_makes_the_mask_page_abstain():
+    """A real-looking slice whose file says CT: no presence call and no probability as a call on
+    either page; the mask stays, as a reference (issue 27)."""
+    ct = dicom_bytes((phantom(64, 64, seed=3) * 1000).astype(np.uint16), modality="CT")
+    at = open_page("views/mask.py")
+    at.file_uploader(key="mask_upload").upload("head.dcm", ct).run()
+    assert not at.exception
+    assert "cannot judge this slice" in at.error[0].value and "modality is CT" in at.error[0].value
+    assert metric(at, "Tumour probability") == "no call"
+    assert any("for reference only" in c for c in image_captions(at))
+    at = open_page("views/predict.py")
+    at.radio(key="predict_task").set_value("lgg").run()
+    at.file_uploader(key="predict_upload").upload("head.dcm", ct).run()
+    assert not at.exception
+    assert metric(at, "Tumour present") == "no call" and metric(at, "Tumour probability") == "no call"
+
+
+def test_a_blank_slice_is_abstained_on():
+    """An all-black slice was called notumor at 99 %, reliable, with no warning (issue 27)."""
+    black = png_bytes(np.zeros((128, 128), np.uint8))
+    at = open_page("views/predict.py")
+    at.file_uploader(key="predict_upload").upload("black.png", black).run()
+    assert not at.exception
+    assert "blank or nearly uniform" in at.error[0].value and metric(at, "Result") == "No call"

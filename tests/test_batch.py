@@ -106,7 +106,7 @@ def test_results_equal_in_process_inference(folder, cluster, tmp_path):
             assert row["top_class"] == p.label, (rel, k)
             # No call in the prediction column where the app abstains.
             assert (row["prediction"] == p.label) if p.reliable else pd.isna(row["prediction"]), (rel, k)
-            assert row["confidence"] == pytest.approx(p.confidence, abs=1e-5)
+            assert row["confidence"] == pytest.approx(p.confidence, abs=1e-5) if p.reliable else pd.isna(row["confidence"])
             assert row["uncertainty"] == pytest.approx(p.uncertainty, abs=1e-5)
             got = row[[rows.prob_column(c) for c in p.class_names]].to_numpy(float)
             np.testing.assert_allclose(got, p.probs, atol=1e-5)
@@ -132,9 +132,10 @@ def test_lgg_to_parquet_equals_segment_and_measure(folder, cluster, tmp_path):
             row = good.loc[(rel, k + 1)]
             m = measure(s.mask, stack.spacing_mm)
             assert row["prediction"] == ("tumor" if s.present else "no tumor")
-            assert row["tumor_probability"] == pytest.approx(s.tumor_probability, abs=1e-5)
-            assert row["confidence"] == pytest.approx(max(s.tumor_probability, 1 - s.tumor_probability), abs=1e-5)
-            assert row["p_tumor"] == pytest.approx(s.tumor_probability, abs=1e-5)
+            assert row["tumor_probability"] == pytest.approx(s.tumour_probability, abs=1e-5)
+            expected = max(s.tumour_probability, 1 - s.tumour_probability)
+            assert row["confidence"] == pytest.approx(expected, abs=1e-5) if s.reliable else pd.isna(row["confidence"])
+            assert row["p_tumor"] == pytest.approx(s.tumour_probability, abs=1e-5)
             assert row["area_px"] == m.area_px
             if m.area_mm2 is None:
                 assert np.isnan(row["area_mm2"])

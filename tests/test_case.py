@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mri_core.annotate import canvas_layer, canvas_paints, hex_to_rgb
-from mri_core.case import Case, content_key, joined_key
+from mri_core.case import AUTOMATIC, MANUAL, SEMIAUTOMATIC, Case, content_key, read_scans, stack_key
 from mri_core.io import ImageStack
 
 SIDE = 384  # the page's canvas
@@ -107,7 +107,10 @@ def test_new_colour_restarts_the_canvas_from_the_stored_mask():
 def test_keys():
     assert content_key([b"a"]) == content_key([b"a"]) != content_key([b"b"])
     assert content_key([b"a", b"b"]) != content_key([b"b", b"a"])
-    assert joined_key(["x", "y"]) != joined_key(["y", "x"])
+    a, b = ImageStack(np.zeros((2, 4, 4), np.float32), "png"), ImageStack(np.ones((2, 4, 4), np.float32), "png")
+    ab = ImageStack(np.stack([a.slices[0], b.slices[0]]), "png")
+    ba = ImageStack(np.stack([b.slices[0], a.slices[0]]), "png")
+    assert stack_key(ab) != stack_key(ba) and stack_key(ab) == stack_key(ImageStack(ab.slices.copy(), "png"))
     case = make_case()
     assert case.index == 1 and Case("k", "n", case.stack, index=99).index == 2
     case.set_truth(2, np.ones((256, 256)))
@@ -134,3 +137,54 @@ def test_slice_mask_says_where_the_model_cannot_judge_the_slice():
     n = case.stack.n_slices
     case.set_model_result("m", np.zeros((n, 256, 256), bool), np.zeros(n), reasons=["", "far off"] + [""] * (n - 2))
     assert case.slice_mask("m", 1).reason == "far off" and case.slice_mask("m", 0).reason == ""
+
+
+def test_a_stroke_after_the_canvas_is_drawn_again_keeps_the_earlier_strokes():
+    """Correction off and on (or a visit to another page): the canvas is drawn again from its key's
+    starting mask. Before the fix that was the mask from before the first stroke, and the second
+    stroke, read against it, silently dropped the first (issue 27)."""
+    case = make_case()
+    colour, opacity = "#ff3333", 0.45
+    brush, _ = canvas_paints(colour, opacity)
+    mounted: set[str] = set()
+    key0, base0 = case.canvas("m", 1, colour, opacity, mounted=mounted.__contains__)
+    first = stroke(canvas_layer(base0, SIDE, SIDE, colour, opacity), slice(30, 60), slice(30, 90), brush)
+    mounted.add(key0)  # the canvas sent its drawing: it is on screen
+    assert case.apply_canvas("m", 1, first)
+    after_first = case.mask("m", 1).copy()
+    assert case.canvas("m", 1, colour, opacity, mounted=mounted.__contains__)[0] == key0  # still on screen: same canvas
+    mounted.clear()  # a run without the canvas: Streamlit forgets its state
+    key1, base1 = case.canvas("m", 1, colour, opacity, mounted=mounted.__contains__)
+    assert key1 != key0 and np.array_equal(base1, after_first)  # drawn again from the mask as it stands
+    # the second stroke on the canvas as the browser shows it: what it was given, plus the stroke
+    second = stroke(canvas_layer(base1, SIDE, SIDE, colour, opacity), slice(300, 330), slice(300, 360), brush)
+    mounted.add(key1)
+    assert case.apply_canvas("m", 1, second)
+    both = case.mask("m", 1)
+    assert both[30, 30] and both[210, 210]  # stroke 1 (slice rows 20..39) and stroke 2 (rows 200..219)
+    assert both.sum() > after_first.sum()
+
+
+def test_mask_origin_says_who_drew_the_mask():
+    case = make_case()
+    assert case.mask_origin("m") == AUTOMATIC
+    edit = case.mask("m", 1).copy()
+    edit[0:10, 0:10] = True
+    case.set_mask("m", 1, edit)
+    assert case.mask_origin("m") == SEMIAUTOMATIC
+    for k in range(case.stack.n_slices):  # every voxel of the model's erased, a lesion drawn elsewhere
+        drawn = np.zeros((256, 256), bool)
+        drawn[0:20, 0:20] = True
+        case.set_mask("m", k, drawn)
+    assert case.mask_origin("m") == MANUAL
+    case.undo("m", 0)
+    assert case.mask_origin("m") == SEMIAUTOMATIC
+
+
+def test_two_files_with_one_name_are_two_scans():
+    from factories import png_bytes, phantom
+
+    one, other = png_bytes((phantom(seed=1) * 255).astype(np.uint8)), png_bytes((phantom(seed=2) * 255).astype(np.uint8))
+    (l1, s1, k1), (l2, s2, k2), (l3, s3, k3) = read_scans([("slice.png", one), ("slice.png", other), ("copy.png", one)])
+    assert l1 == l2 == "slice.png" and k1 != k2 and not np.array_equal(s1.slices, s2.slices)
+    assert k3 == k1  # the same bytes under another name are the same scan

@@ -11,6 +11,7 @@ import pytest
 
 from factories import dicom_bytes, nifti_bytes, phantom, png_bytes
 from mri_core import export
+from mri_core.display import DISCLAIMER
 from mri_core.io import read_image, read_images
 from mri_core.measure import measure
 
@@ -232,6 +233,23 @@ def test_seg_of_a_single_frame_series(series_stack):
         np.testing.assert_array_equal(frame, masks[source_uids.index(uid)])
 
 
+@pytest.mark.parametrize("origin", ["SEMIAUTOMATIC", "MANUAL"])
+def test_a_seg_edited_by_hand_says_so(series_stack, origin):
+    """A PACS must not file a person's edit as the model's output (issue 27)."""
+    data = export.mask_dicom_seg(_masks(series_stack.slices.shape), series_stack, "unet_lite", "1.2", origin=origin,
+                                 creator="Reader^Anna")
+    ds, _ = _decoded_seg_frames(data)
+    segment = ds.SegmentSequence[0]
+    assert segment.SegmentAlgorithmType == origin and str(ds.ContentCreatorName) == "Reader^Anna"
+    assert "edited by hand" in ds.SeriesDescription
+    if origin == "MANUAL":  # drawn by a person alone: no algorithm is named
+        assert "SegmentationAlgorithmIdentificationSequence" not in segment
+    else:
+        assert segment.SegmentationAlgorithmIdentificationSequence[0].AlgorithmName == "unet_lite"
+    with pytest.raises(ValueError):
+        export.mask_dicom_seg(_masks(series_stack.slices.shape), series_stack, "unet_lite", "1", origin="BY HAND")
+
+
 def test_seg_of_one_single_frame_image_without_geometry():
     stack = read_image(dicom_bytes((phantom() * 1000).astype(np.uint16)), "one.dcm")
     masks = _masks(stack.slices.shape)
@@ -333,7 +351,7 @@ def test_report_in_millimetres():
     assert f"{m['area_mm2']:.1f} mm²" in text and f"({m['area_px']} px)" in text
     assert f"{m['longest_diameter_mm']:.1f} mm" in text and f"{m['perpendicular_diameter_mm']:.1f} mm" in text
     assert "Lesions: 1" in text and "1.23 mL" in text
-    assert "Research and teaching use: this supports and does not replace a radiologist's reading." in text
+    assert DISCLAIMER in text
 
 
 def test_report_in_pixels_and_without_tumour():
@@ -343,7 +361,7 @@ def test_report_in_pixels_and_without_tumour():
     assert f"{m['longest_diameter_px']:.1f} px" in text and "Lesions: 2" in text
     assert "spacing unknown" in text
     empty = export.report_text(measure(np.zeros((8, 8), bool)).as_dict(), "unet_lite", spacing_known=False, slice_index=3)
-    assert "No tumour was segmented on this slice." in empty and "Slice: 4" in empty
+    assert "Tumour: none segmented on this slice" in empty and "Slice: 4" in empty
     assert "cannot judge" not in empty
     held = export.report_text(m, "unet_lite", spacing_known=False, slice_index=3, abstention_reason="Far from training.")
     assert "The model cannot judge this slice: Far from training. Its mask is for reference only." in held

@@ -56,7 +56,7 @@ def test_segment(segmenter):
     img = np.dstack([phantom(100, 120)] * 3)
     (s,) = inference.segment(segmenter, [img])
     assert s.prob.shape == (100, 120) and s.mask.shape == (100, 120) and s.mask.dtype == bool
-    assert 0.0 <= s.tumor_probability <= 1.0
+    assert 0.0 <= s.tumour_probability <= 1.0
     if not s.present:
         assert not s.mask.any()
 
@@ -99,10 +99,10 @@ def test_segment_volume_keeps_one_lesion_and_rescores(intensity_segmenter):
     assert [s.present for s in plain] == [True, True, True, True]
     joined = inference.segment(intensity_segmenter, slices, volume=True)
     assert [s.present for s in joined] == [True, True, True, False]
-    assert not joined[3].mask.any() and joined[3].tumor_probability < 0.5
+    assert not joined[3].mask.any() and joined[3].tumour_probability < 0.5
     for a, b in zip(plain[:3], joined[:3]):
         np.testing.assert_array_equal(a.mask, b.mask)
-        assert a.tumor_probability == pytest.approx(b.tumor_probability)
+        assert a.tumour_probability == pytest.approx(b.tumour_probability)
     # One slice has no volume around it: left as it is.
     (single,) = inference.segment(intensity_segmenter, [slices[3]], volume=True)
     assert single.present and single.mask.any()

@@ -26,12 +26,16 @@ def test_dicom_rescale_and_window():
     assert stack.format == "dicom" and stack.modality == "MR"
     assert stack.spacing_mm == (0.5, 0.5)
     assert stack.patient["PatientName"] == "Doe^Jane"
+    # the slices' 0 and 1 are the window's ends in the scanner's (rescaled) units: the reading
+    # controls show level and width in them
+    assert stack.value_range == (-500.0, 500.0) and stack.scanner_value(0.5) == 0.0
 
 
 def test_dicom_without_window_uses_full_range():
     raw = (phantom() * 3000).astype(np.uint16)
     stack = read_image(dicom_bytes(raw), "b.dcm")
     assert stack.slices.min() == 0.0 and stack.slices.max() == 1.0
+    assert stack.value_range is None  # each frame stretched over its own range: no one mapping
 
 
 def test_dicom_monochrome1_is_inverted():
@@ -162,3 +166,24 @@ def test_dicom_window_presets_in_slice_units():
     stack = read_image(buf.getvalue(), "w.dcm")
     assert stack.windows == [("FULL", 0.5, 1.0), ("NARROW", 0.25, 0.5)]
     assert read_image(dicom_bytes((phantom() * 1000).astype(np.uint16)), "n.dcm").windows == []
+
+
+@pytest.mark.parametrize("field,value,said", [("PixelSpacing", "abc\\def", "PixelSpacing (abc\\def)"),
+                                              ("PixelSpacing", "0\\0.5", "not a positive size"),
+                                              ("SliceThickness", "thick", "SliceThickness (thick)")])
+def test_a_malformed_spacing_is_said_not_swallowed(field, value, said):
+    """issue 27: a malformed PixelSpacing was dropped silently and the page blamed PNG/JPEG."""
+    import io as _io
+
+    import pydicom
+    from pydicom import config
+
+    ds = pydicom.dcmread(_io.BytesIO(dicom_bytes((phantom() * 1000).astype(np.uint16))))
+    with config.disable_value_validation():  # a damaged field, written as text where numbers belong
+        ds[field] = pydicom.DataElement(pydicom.datadict.tag_for_keyword(field), "LO", value)
+        buf = _io.BytesIO()
+        ds.save_as(buf)
+    stack = read_image(buf.getvalue(), "odd.dcm")
+    assert any(said in note for note in stack.notes), stack.notes
+    if field == "PixelSpacing":
+        assert stack.spacing_mm is None

@@ -73,6 +73,19 @@ def test_classification_report_with_a_call_and_with_an_abstention():
     assert "colour image" in abstained and "Calibrated confidence" not in abstained
 
 
+def test_a_tumour_type_report_carries_the_slice_and_every_class_probability():
+    """issue 27: the tumour-type PDF had Grad-CAM only."""
+    card = BUNDLED.read("brain_tumor_mobilenetv3_small")
+    grey = (phantom() * 255).astype(np.uint8)
+    probs = [("glioma", 0.021), ("meningioma", 0.962), ("no tumour", 0.0004), ("pituitary", 0.0166)]
+    data = pdf_report(_report(model_card=card, measurements=None, dice=None, volume_ml=None, edited=False,
+                              call="meningioma", confidence=0.962, uncertainty=0.02, slice_image=grey, probabilities=probs))
+    text = _pages(data)[0]
+    for name, shown in (("glioma", "2%"), ("meningioma", "96%"), ("no tumour", "< 0.1%"), ("pituitary", "2%")):
+        assert f"{name}: {shown}" in text, name
+    assert len(pypdf.PdfReader(io.BytesIO(data)).pages[0].images) == 2  # the slice as read, and Grad-CAM
+
+
 def test_validation_figures_from_the_card():
     rows = dict(validation_figures(CARD))
     assert rows["Dice per patient"] == f"{CARD.validation.dice_patient_mean:.3f}"

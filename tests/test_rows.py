@@ -27,7 +27,8 @@ def test_classifier_rows_are_the_classify_call_numbered_from_one(classifier):
     assert [r["slice"] for r in got] == [1, 2, 3] and {r["n_slices"] for r in got} == {3}
     for r, p, image in zip(got, preds, stack.slices):
         assert (r["path"], r["task"], r["model"]) == ("scan.nii", "brain_tumor", classifier.name)
-        assert r["top_class"] == p.label and r["confidence"] == p.confidence and r["uncertainty"] == p.uncertainty
+        assert r["top_class"] == p.label and r["uncertainty"] == p.uncertainty
+        assert np.isnan(r["confidence"])  # an abstained row shows no confidence as if it were a call
         assert r["reliable"] is False and r["reason"] == p.reason  # a CT file: the app abstains
         assert r["prediction"] is None  # so no spreadsheet shows the abstained top class as a call
         assert r["warnings"] == " | ".join(inference.input_warnings(image, classifier, p, "CT"))
@@ -45,7 +46,7 @@ def test_segmenter_rows_score_each_file_as_one_volume(segmenter):
     assert len(got) == 4
     for r, (s, path, spacing) in zip(got, expected):
         m = measure(s.mask, spacing)
-        assert r["path"] == path and r["tumor_probability"] == s.tumor_probability and r["p_tumor"] == s.tumor_probability
+        assert r["path"] == path and r["tumor_probability"] == s.tumour_probability and r["p_tumor"] == s.tumour_probability
         assert r["prediction"] == r["top_class"] == ("tumor" if s.present else "no tumor") and r["reliable"] is True
         assert r["area_px"] == m.area_px and (np.isnan(r["area_mm2"]) if m.area_mm2 is None else r["area_mm2"] == m.area_mm2)
         assert np.isnan(r["uncertainty"])

@@ -105,3 +105,15 @@ def test_segmenter_shift_counts_wrong_held_back_and_flagged_calls(use_tiny_model
     held = segmenter_shift.score_source(strict, paths, tumour=True, flair_only=True)
     assert held["abstained"] == 1.0 and held["wrong_abstained"] == held["wrong"] and held["wrong_not_flagged"] == 0
     assert held["models"] == [models.segmenter_for(True)[0]]  # the FLAIR channel alone is a grey upload
+
+
+def test_training_chain_says_which_models_can_be_trained_again():
+    """issue 27: the README said each card's command reproduces its model; for most it is one step of a chain."""
+    from scripts.training_chain import chain
+
+    tumour = chain("brain_tumor_mobilenetv3_small")
+    assert len(tumour) > 1 and all(s.rerunnable for s in tumour) and tumour[0].starts_from is None
+    assert tumour[-1].starts_from.startswith(tumour[-2].writes)  # each step starts where the one before ended
+    sepnet = chain("brain_tumor_mri_sepnet")
+    assert not sepnet[-1].rerunnable and "best.keras" in sepnet[-1].starts_from  # a checkpoint that was not kept
+    assert all(s.wall_time_bound for s in sepnet[:-1] if "--max-minutes" in s.command)

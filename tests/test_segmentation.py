@@ -9,12 +9,12 @@ from mri_core.metrics import dice
 from mri_core.segmentation import per_patient_dice, scored_patient_dice
 
 
-def test_tumor_probability_needs_a_region():
+def test_tumour_probability_needs_a_region():
     p = np.zeros((32, 32), np.float32)
     p[0, 0] = 1.0
-    assert segmentation.tumor_probability(p, 16) < 0.1
+    assert segmentation.tumour_probability(p, 16) < 0.1
     p[:8, :8] = 0.9
-    assert segmentation.tumor_probability(p, 16) > 0.85
+    assert segmentation.tumour_probability(p, 16) > 0.85
 
 
 def test_keep_main_lesion_removes_detections_not_connected_to_the_main_one():

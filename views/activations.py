@@ -7,7 +7,11 @@ import streamlit as st
 
 from mri_core import explain, inference
 from mri_core.display import display_name
-from views.common import choose_inputs, model_picker, open_case, page_header, show_errors, slice_picker, task_picker
+from views.model_choice import model_picker, task_picker
+from views.navigation import page_header
+from views.reading import slice_picker
+from views.scan_input import choose_inputs, show_errors
+from views.session_case import open_case
 
 page_header(__file__)
 

@@ -21,6 +21,8 @@ from streamlit import config
 
 from mri_core import access
 from mri_core.access import AccessSettings, Identity
+from mri_core.display import DISCLAIMER
+from views.session_case import current_identity
 
 LOG = logging.getLogger("mri_insight.auth")
 LOGIN_COOKIE = "_streamlit_user"  # Streamlit's signed identity cookie (web/server/starlette auth routes)
@@ -138,8 +140,6 @@ def gate() -> None:
 def _sign_in_page() -> None:
     """What a signed-out visitor sees: the app's name, the disclaimer and a Sign in button. A login
     cookie that did not verify (forged, or signed before the secret changed) is said to be so."""
-    from views.common import DISCLAIMER
-
     st.title("MRI Insight")
     st.caption(DISCLAIMER)
     if LOGIN_COOKIE in st.context.cookies:
@@ -162,8 +162,6 @@ def _stop_with(message: str, button: str) -> None:
 
 def session_note() -> None:
     """Home's line on who is using the app: single-user mode, or the signed-in user and role."""
-    from views.common import current_identity
-
     identity = current_identity()
     if identity == access.SINGLE_USER:
         st.info("Single-user mode, no sign-in: whoever reaches this computer's browser uses the app. "

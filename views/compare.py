@@ -10,17 +10,19 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from mri_core import compare, models
+from mri_core import compare, inference, models
 from mri_core.access import folder_problem, server_folders
 from mri_core.cards import Card
 from mri_core.display import display_name, display_order
 from mri_core.io import read_image
 from mri_core.samples import sample_dir
 from mri_core.tasks import TASKS
+from views import store_session
 from views.auth import settings as auth_settings
-from views.common import (
-    cross_source_rows, current_identity, get_model, model_card, page_header, side_by_side, task_picker,
-)
+from views.model_choice import get_model, model_card, task_picker
+from views.navigation import page_header
+from views.session_case import current_identity
+from views.tables import cross_source_rows, cross_source_table, side_by_side
 
 page_header(__file__)
 
@@ -67,13 +69,12 @@ for n, c in cards.items():
     rows.append(row)
 st.dataframe(side_by_side(rows), width="stretch", height="content")
 
-shifted = cross_source_rows(cards)
-if shifted:
+if cross_source_rows(cards)[0]:
     st.subheader("On scans from other sources (held-out patients and subjects)")
     st.caption("Tumour or not, on sources other than the tumour set: LGG patients' FLAIR and T1 slices (TCGA), OASIS T1 "
                "slices. The T1 sequences were never trained on. Measured by `python -m mri_core.evaluate brain_tumor-shift`; "
-               "each row names its split.")
-    st.dataframe(pd.DataFrame(shifted), hide_index=True, width="stretch")
+               "each source's split is named under the table.")
+    cross_source_table(cards)
 
 st.subheader("Training curves")
 curves = []
@@ -128,7 +129,7 @@ try:
     n_images = compare.count_images(folder, None if is_seg else list(TASKS[task].class_names))
     evaluated = []
     for i, n in enumerate(chosen):
-        ms = latency(n) * (2 if is_seg else 4)  # views per image: the mirror for masks, 4 TTA views for classes
+        ms = latency(n) * inference.views_per_image("segmenter" if is_seg else "classifier")
         progress.progress(i / len(chosen), text=f"Evaluating {n} ({i + 1} of {len(chosen)}) on {n_images:,} images, "
                                                 f"about {max(1, round(n_images * ms / 1000))} s for this model…")
         evaluated.append(run_eval(n, str(folder), is_seg))
@@ -137,6 +138,7 @@ except (ValueError, OSError) as exc:  # the readers' messages quote paths: none 
     st.error(f"This folder cannot be evaluated. {folder_problem(exc, None if is_seg else TASKS[task].class_names)}")
     st.stop()
 progress.empty()
+store_session.folder_evaluated(task, chosen, n_images, str(folder), source == "bundled samples")  # issue 28: audit
 results = dict(zip(chosen, evaluated)) if is_seg else evaluated
 if source == "bundled samples":
     st.warning("These are the few bundled samples: they show that the page works and are **not a measure of the models** "

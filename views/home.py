@@ -1,12 +1,15 @@
 """Home: what each model was trained on, how well it did on data it never saw, and what the tool is for."""
 
-import pandas as pd
 import streamlit as st
 
 from mri_core import models
+from mri_core.display import DISCLAIMER
 from mri_core.tasks import TASKS
 from views.auth import session_note
-from views.common import DISCLAIMER, PAGES, cross_source_rows, model_card
+from views.model_choice import model_card
+from views.navigation import visible_pages
+from views.session_case import current_identity
+from views.tables import cross_source_table, side_by_side
 
 st.title("MRI Insight")
 session_note()
@@ -20,7 +23,7 @@ st.warning(
     "come from a validation split held out from the training data, not from your hospital's scans."
 )
 
-others = [p for p in PAGES if not p.default]
+others = [p for p in visible_pages(current_identity()) if not p.default]  # issue 28: admin pages for admins only
 for column, page in zip(st.columns(len(others)), others):
     column.page_link(page.path, label=page.title, icon=page.icon)
 
@@ -42,13 +45,11 @@ for task_name, task in TASKS.items():
             row.update({"accuracy": f"{v.accuracy:.1%}", "balanced accuracy": f"{v.balanced_accuracy:.1%}",
                         "macro-F1": round(v.macro_f1, 3)})
         row.update({"architecture": c.architecture, "trained on": f"{split.n_train} slices of {c.data}",
-                    "validated on": f"{split.n_val} unseen slices ({split.kind})"})
+                    "validated on": f"{split.n_val} unseen slices, {split.kind.split(' (')[0]}"})
         rows.append(row)
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
-    shifted = cross_source_rows({n: model_card(n) for n in names})
-    if shifted:
-        st.markdown("*On scans from other sources* (tumour or not; never trained on these patients or subjects):")
-        st.dataframe(pd.DataFrame(shifted), hide_index=True, width="stretch")
+    # one column per model: a dozen fields with long texts fit the page's width this way round
+    st.dataframe(side_by_side(rows), width="stretch", height="content")
+    cross_source_table({n: model_card(n) for n in names})
 
 st.caption(
     "Data: Brain Tumor MRI Dataset (CC0; Figshare, SARTAJ, Br35H); Alzheimer's Dataset (4 classes, Kaggle); "

@@ -1,6 +1,6 @@
 """Mask overlay: the LGG tumour mask over the slice, measured, corrected by hand, compared, exported.
 
-Everything here reads one case (``views.common.open_case``): the scan, the slice, the model's
+Everything here reads one case (``views.session_case.open_case``): the scan, the slice, the model's
 masks and the hand edits. What is shown, measured, exported and reported is ``case.mask``.
 """
 
@@ -13,16 +13,19 @@ from mri_core.annotate import (
     base_rgb, canvas_paints, eraser_colour, mask_overlay, mask_to_canvas_object, orientation_marks, outlines, reading_view,
     window_level,
 )
-from mri_core.case import joined_key
+from mri_core.case import stack_key
 from mri_core.io import UnreadableImage, join_slices
 from mri_core.io.folders import mask_from_bytes, read_mask
 from mri_core.measure import volume_ml
 from mri_core.metrics import dice
 from mri_core.report import CaseReport
-from views.common import (
-    Input, case_segmentation, choose_inputs, file_picker, mask_abstention, model_card, open_case, page_header,
-    patient_details, pdf_download, reading_controls, segmenter_picker, show_errors, show_notes, slice_picker,
-)
+from views import store_session
+from views.model_choice import segmenter_picker
+from views.navigation import page_header
+from views.reading import patient_details, pdf_download, reading_controls, show_notes, slice_picker
+from views.scan_input import choose_inputs, file_picker, Input, show_errors
+from views.segmenting import PROBABILITY_HELP, case_segmentation, mask_abstention, mask_caption, probability_text
+from views.session_case import open_case
 
 CANVAS = 384  # on-screen canvas side; masks are resized back to the slice with nearest neighbour
 
@@ -37,7 +40,7 @@ if len(inputs) > 1 and all(i.stack.n_slices == 1 for i in inputs) and st.toggle(
              "ordered by file name, only the main connected lesion is kept, and the volume can be exported."):
     try:
         joined = join_slices([(i.label, i.stack) for i in inputs])
-        inputs = [Input(f"{len(inputs)} slices as one volume", joined, key=joined_key(sorted(i.key for i in inputs)))]
+        inputs = [Input(f"{len(inputs)} slices as one volume", joined, key=stack_key(joined))]
     except UnreadableImage as exc:
         st.error(f"The slices cannot be joined: {exc}")
 case = open_case(file_picker(inputs, "File", key="mask_file") if len(inputs) > 1 else inputs[0])
@@ -74,8 +77,7 @@ if editing:
     width = t2.slider("Brush size", 2, 40, 12, key="mask_brush")
     # The canvas starts from the stored mask and keeps its key (and its strokes) until an undo,
     # a reset or a new colour; each new drawing it sends becomes one stored edit, once.
-    canvas_key, base = case.canvas(model, index, colour, opacity)
-    st.session_state["mask_canvas_key"] = canvas_key  # tests feed a drawing through it
+    canvas_key, base = case.canvas(model, index, colour, opacity, mounted=lambda key: key in st.session_state)
     brush, eraser = canvas_paints(colour, opacity)
     result = st_canvas(
         stroke_width=width,
@@ -99,6 +101,7 @@ if editing:
                "covers leaves the mask. Undo and Reset act on this slice; the canvas's own toolbar only on strokes since "
                "the last Undo or Reset.")
 
+store_session.save(case)  # issue 28: the case and its edits in the database (kept in the session while it is away)
 seg = case.slice_mask(model, index)  # the one mask shown, measured, exported and reported
 mask, edited, m = seg.mask, seg.edited, seg.measurements
 left, right = st.columns(2)
@@ -106,21 +109,20 @@ overlay = mask_overlay(shown, mask, colour, opacity, contour_only=style == "cont
 marks = orientation_marks(stack)
 view = dict(zoom=reading.zoom, centre=reading.centre, spacing_mm=stack.spacing_mm, marks=marks)
 left.image(reading_view(shown, **view), caption=f"Slice {index + 1} of {stack.n_slices}", width="stretch")
-right.image(reading_view(overlay, **view), caption="Edited mask (by hand)" if edited else "Model's mask", width="stretch")
+right.image(reading_view(overlay, **view), caption=mask_caption(seg), width="stretch")
 
 st.subheader("Measurements")
 cols = st.columns(3)
-cols[0].metric("Tumour probability", f"{seg.tumour_probability:.0%}",
-               help="The model's, for the slice as it was segmented (hand edits do not change it).")
+cols[0].metric("Tumour probability", probability_text(seg), help=PROBABILITY_HELP)
 cols[1].metric("Area", f"{m.area_mm2:.0f} mm²" if m.area_mm2 is not None else f"{m.area_px} px",
-               help=f"{m.area_px} px" + ("" if stack.spacing_mm else ". Pixel spacing unknown (PNG/JPEG): sizes are in pixels."))
+               help=f"{m.area_px} px" + ("" if stack.spacing_mm else ". Pixel spacing unknown (the file does not give a usable one): sizes are in pixels."))
 cols[2].metric("Lesions", m.n_lesions)
 unit = "mm" if m.longest_diameter_mm is not None else "px"
 longest = m.longest_diameter_mm if unit == "mm" else m.longest_diameter_px
 perp = m.perpendicular_diameter_mm if unit == "mm" else m.perpendicular_diameter_px
 cols = st.columns(3)
-cols[0].metric("Longest diameter", f"{longest:.1f} {unit}")
-cols[1].metric("Perpendicular", f"{perp:.1f} {unit}")
+cols[0].metric("Longest diameter, largest lesion", f"{longest:.1f} {unit}")
+cols[1].metric("Perpendicular, largest lesion", f"{perp:.1f} {unit}")
 all_masks = case.masks(model)
 vol = volume_ml(all_masks, stack.spacing_mm, stack.slice_thickness_mm) if stack.n_slices > 1 else None
 if vol is not None:
@@ -164,18 +166,27 @@ report = export.report_text(m.as_dict(), model, stack.spacing_mm is not None, vo
                             file_name=case.name, date=case.opened, edited=edited, dice=dice_value, n_slices=stack.n_slices,
                             abstention_reason=seg.reason)
 d1, d2, d3, d4, d5 = st.columns(5)
-d1.download_button("Mask (PNG)", export.mask_png(mask), "mask.png", "image/png", key="dl_png", on_click="ignore")
-d2.download_button("Masks (NIfTI)", export.mask_nifti(all_masks, stack), "mask.nii.gz", "application/gzip", key="dl_nii",
-                   on_click="ignore")
-if stack.format == "dicom" and stack.dicom_sources:
-    try:
-        seg_file = export.mask_dicom_seg(all_masks, stack, "MRI Insight " + model, "1")
-        d3.download_button("DICOM SEG", seg_file, "mask_seg.dcm", "application/dicom", key="dl_seg", on_click="ignore")
-    except ValueError as exc:
-        d3.caption(f"DICOM SEG unavailable: {exc}")
-d4.download_button("Report (text)", report.encode(), "report.txt", "text/plain", key="dl_report", on_click="ignore")
+d1.download_button("Mask (PNG)", export.mask_png(mask), "mask.png", "image/png", key="dl_png",
+                   on_click=store_session.exported, args=(case, "png", model), kwargs={"edited": edited})
+# The volume's exports are made when asked for (a callable), not on every rerun and brush stroke.
+d2.download_button("Masks (NIfTI)", lambda: export.mask_nifti(case.masks(model), stack), "mask.nii.gz", "application/gzip",
+                   key="dl_nii", on_click=store_session.exported, args=(case, "nifti", model),
+                   kwargs={"edited": case.edited(model)})
+if stack.format == "dicom":
+    unavailable = export.dicom_seg_unavailable(stack)
+    if unavailable:
+        d3.caption(f"DICOM SEG unavailable: {unavailable}")
+    else:
+        d3.download_button("DICOM SEG", lambda: export.mask_dicom_seg(
+            case.masks(model), stack, "MRI Insight " + model, loaded.version, origin=case.mask_origin(model)),
+            "mask_seg.dcm", "application/dicom", key="dl_seg",
+            on_click=store_session.exported, args=(case, "dicom-seg", model), kwargs={"edited": case.edited(model)},
+            help="Says who drew the mask: the model (AUTOMATIC), the model then a person (SEMIAUTOMATIC) or a person "
+                 "alone (MANUAL).")
+d4.download_button("Report (text)", report.encode(), "report.txt", "text/plain", key="dl_report",
+                   on_click=store_session.exported, args=(case, "text", model, "report"), kwargs={"edited": edited})
 pdf_download(d5, CaseReport(
-    file_name=case.name, date=case.opened, model_name=model, model_card=model_card(model), image=overlay,
+    file_name=case.name, date=case.opened, model_name=model, model_card=loaded.card, image=overlay,
     image_caption=f"Slice {index + 1} of {stack.n_slices}, " + ("mask edited by hand" if edited else "the model's mask"),
     slice_index=index, n_slices=stack.n_slices, measurements=m.as_dict(), spacing_known=stack.spacing_mm is not None,
     volume_ml=vol, dice=dice_value, edited=edited, abstained=bool(seg.reason), abstention_reason=seg.reason,

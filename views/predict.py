@@ -12,16 +12,20 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from mri_core import inference, rows, segmentation
+from mri_core import inference, rows
 from mri_core.annotate import mask_overlay, orientation_marks, reading_view, window_level
 from mri_core.cards import Card
-from mri_core.display import display_name, display_order
+from mri_core.display import display_name, display_order, percent
+from mri_core.preprocess import to_uint8
 from mri_core.report import CaseReport
 from mri_core.tasks import TASKS
-from views.common import (
-    case_segmentation, choose_inputs, file_picker, mask_abstention, model_picker, open_case, page_header,
-    patient_details, pdf_download, reading_controls, segmenter_picker, show_errors, show_notes, slice_picker, task_picker,
-)
+from views import store_session
+from views.model_choice import model_picker, segmenter_picker, task_picker
+from views.navigation import page_header
+from views.reading import patient_details, pdf_download, reading_controls, show_notes, slice_picker
+from views.scan_input import choose_inputs, file_picker, show_errors
+from views.segmenting import PROBABILITY_HELP, case_segmentation, mask_abstention, mask_caption, presence_text, probability_text
+from views.session_case import open_case
 
 page_header(__file__)
 
@@ -76,6 +80,8 @@ def show_classification(case, index: int, reading) -> None:
     image = case.stack.slice(index)
     result = analysis(case, index)
     pred, cam, warnings = result.prediction, result.gradcam, result.warnings
+    store_session.model_run(case, loaded, index, pred)  # issue 28: audited once; the call kept with the case
+    store_session.save(case)  # issue 28
     if not pred.reliable:  # the abstention first, above anything that looks like a call
         st.error("### The model cannot judge this image\n"
                  f"{pred.reason or 'It is unlike the brain MRI slices the model was trained on.'}\n\n"
@@ -89,11 +95,11 @@ def show_classification(case, index: int, reading) -> None:
     if pred.reliable:
         mid.image(cam, caption=f"Grad-CAM for “{name}” on the model's cropped input", width="stretch")
         with right:
-            st.metric("Prediction", name, help="Top class after temperature scaling, averaged over 4 test-time views.")
+            st.metric("Prediction", name, help=f"Top class after temperature scaling, averaged over {inference.CLASSIFIER_VIEWS} test-time views.")
             c1, c2 = st.columns(2)
-            c1.metric("Calibrated confidence", f"{pred.confidence:.0%}")
+            c1.metric("Calibrated confidence", percent(pred.confidence))
             c2.metric("Uncertainty (TTA std)", f"{pred.uncertainty:.2f}",
-                      help="Standard deviation of the top-class probability over 4 views (as is, mirrored, zoomed, both). "
+                      help=f"Standard deviation of the top-class probability over {inference.CLASSIFIER_VIEWS} views (as is, mirrored, zoomed, both). "
                            "0 = the views agree.")
             st.plotly_chart(probability_chart(pred), width="stretch", key=f"bar_{case.key[:12]}_{index}")
             weak = loaded.card.validation.balanced_accuracy < 0.7  # say it loudly where it is weak
@@ -103,14 +109,17 @@ def show_classification(case, index: int, reading) -> None:
             st.metric("Result", "No call", help="The model abstains: see the box above.")
             st.caption(measured_accuracy(loaded.card))
             if st.toggle("Show the model's probabilities anyway", key=f"predict_show_probs_{case.key[:12]}_{index}"):
-                st.caption(f"Top class, not a call: {name} ({pred.confidence:.0%}).")
+                st.caption(f"Top class, not a call: {name} ({percent(pred.confidence)}).")
                 st.plotly_chart(probability_chart(pred), width="stretch", key=f"bar_{case.key[:12]}_{index}")
                 mid.image(cam, caption=f"Grad-CAM for the top class “{name}” (no call)", width="stretch")
     if case.truth:
         st.caption(f"Known answer for this sample: **{display_name(case.truth)}**")
     pdf_download(st, CaseReport(
         file_name=case.name, date=case.opened, model_name=loaded.name, model_card=loaded.card, image=cam,
-        image_caption=f"Slice {index + 1} of {case.stack.n_slices}: Grad-CAM for the top class on the model's input",
+        slice_image=to_uint8(image),
+        probabilities=[(display_name(pred.class_names[i]), float(pred.probs[i])) for i in display_order(pred.class_names)],
+        image_caption=f"Slice {index + 1} of {case.stack.n_slices} as read (left); Grad-CAM for the top class on the "
+                      "model's input (right)",
         slice_index=index, n_slices=case.stack.n_slices, call=name if pred.reliable else None,
         confidence=pred.confidence, uncertainty=pred.uncertainty, abstained=not pred.reliable,
         abstention_reason=pred.reason, warnings=list(warnings)), case.stack, key="predict_pdf")
@@ -120,6 +129,7 @@ def show_segmentation(case, index: int, reading) -> None:
     image = case.stack.slice(index)
     # The whole file as one volume, as on the mask page and in the table, so all three agree.
     case_segmentation(case, loaded)
+    store_session.save(case)  # issue 28: the case and its masks in the database
     seg = case.slice_mask(loaded.name, index)
     mask_abstention(seg.reason)  # first, as a classifier's abstention
     for w in analysis(case, index).warnings:
@@ -127,12 +137,11 @@ def show_segmentation(case, index: int, reading) -> None:
     left, right = st.columns(2)
     left.image(slice_view(case, image, reading), caption=f"Uploaded slice {index + 1} of {case.stack.n_slices}", width="stretch")
     overlay = mask_overlay(window_level(image, reading.level, reading.width), seg.mask)
-    right.image(slice_view(case, overlay, reading), caption="Tumour mask, edited by hand" if seg.edited else "Predicted tumour mask",
-                width="stretch")
+    right.image(slice_view(case, overlay, reading), caption=mask_caption(seg), width="stretch")
     m = seg.measurements
     c = st.columns(4)
-    c[0].metric("Tumour present", "no call" if seg.reason else "yes" if seg.tumour_probability >= segmentation.PRESENCE_CUT else "no")
-    c[1].metric("Tumour probability", f"{seg.tumour_probability:.0%}")
+    c[0].metric("Tumour present", presence_text(seg))
+    c[1].metric("Tumour probability", probability_text(seg), help=PROBABILITY_HELP)
     c[2].metric("Area", f"{m.area_mm2:.0f} mm²" if m.area_mm2 is not None else f"{m.area_px} px")
     c[3].metric("Lesions", m.n_lesions)
     st.page_link("views/mask.py", label=f"Open the mask editor on {case.name}, slice {index + 1}: measurements, correction "

@@ -35,7 +35,8 @@ from mri_core.io.volumes import join_slices, stack_series
 __all__ = [
     "MAX_FILE_BYTES", "MAX_FILE_MB", "MAX_SLICE_PIXELS", "MAX_TOTAL_VOXELS", "MIN_SIDE", "NOT_AN_IMAGE",
     "PATIENT_FIELDS", "READERS", "REFUSALS", "ImageStack", "MissingPackage", "Reader", "UnreadableImage", "detect_format",
-    "dicom_affine", "dicom_windows", "join_slices", "read_image", "read_images", "require", "stack_series",
+    "dicom_affine", "dicom_windows", "join_slices", "read_image", "read_images", "read_images_with_sources", "require",
+    "stack_series",
 ]
 
 Reader = Callable[[bytes], ImageStack]
@@ -115,35 +116,44 @@ def _series_uid(stack: ImageStack) -> str | None:
     return None
 
 
-def _merge_series(members: list[tuple[str, ImageStack]]) -> tuple[str, ImageStack | UnreadableImage]:
+def _merge_series(members: list[tuple[int, str, ImageStack]]) -> tuple[str, ImageStack | UnreadableImage, tuple[int, ...]]:
+    sources = tuple(m[0] for m in members)
     if len(members) == 1:
-        return members[0]
+        return members[0][1], members[0][2], sources
     try:
-        return (f"{members[0][0]} (+{len(members) - 1} more, one series)", stack_series([m[1] for m in members]))
+        return (f"{members[0][1]} (+{len(members) - 1} more, one series)", stack_series([m[2] for m in members]), sources)
     except UnreadableImage as exc:
-        return (members[0][0], exc)
+        return members[0][1], exc, sources
 
 
-def read_images(files: list[tuple[str, bytes]]) -> list[tuple[str, ImageStack | UnreadableImage]]:
+def read_images_with_sources(
+        files: list[tuple[str, bytes]]) -> list[tuple[str, ImageStack | UnreadableImage, tuple[int, ...]]]:
     """Read several files; DICOM files of one series become one stack ordered by slice position.
 
-    Returns (label, stack-or-error) pairs in upload order, so one bad file never hides the rest.
+    Returns (label, stack-or-error, indices of the files it was read from) in upload order, so one
+    bad file never hides the rest, and a result is traced to its files by position, never by name
+    (two files called ``slice.png`` from two folders are two scans).
     """
-    results: list[tuple[str, ImageStack | UnreadableImage | None]] = []
-    series: dict[str, list[tuple[str, ImageStack]]] = {}
-    for name, data in files:
+    results: list[tuple[str, ImageStack | UnreadableImage | None, tuple[int, ...]]] = []
+    series: dict[str, list[tuple[int, str, ImageStack]]] = {}
+    for i, (name, data) in enumerate(files):
         try:
             stack = read_image(data, name)
         except UnreadableImage as exc:
-            results.append((name, exc))
+            results.append((name, exc, (i,)))
             continue
         uid = _series_uid(stack)
         if uid is None:
-            results.append((name, stack))
+            results.append((name, stack, (i,)))
         else:
             if uid not in series:
                 series[uid] = []
-                results.append((uid, None))  # placeholder keeps upload order
-            series[uid].append((name, stack))
+                results.append((uid, None, ()))  # placeholder keeps upload order
+            series[uid].append((i, name, stack))
     merged = {uid: _merge_series(members) for uid, members in series.items()}
-    return [merged[label] if value is None else (label, value) for label, value in results]
+    return [merged[label] if value is None else (label, value, sources) for label, value, sources in results]
+
+
+def read_images(files: list[tuple[str, bytes]]) -> list[tuple[str, ImageStack | UnreadableImage]]:
+    """``read_images_with_sources`` without the sources: (label, stack-or-error) in upload order."""
+    return [(label, result) for label, result, _ in read_images_with_sources(files)]

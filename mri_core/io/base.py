@@ -39,6 +39,16 @@ class ImageStack:
     # display windows the file names (DICOM WindowCenter/Width), as (name, level, width) in the
     # slices' [0, 1] units; values the reader's own window clipped stay clipped
     windows: list[tuple[str, float, float]] = field(default_factory=list)
+    # the scanner's values (after the rescale: HU for CT, the scanner's units for MR) that the slices'
+    # 0 and 1 stand for, where one mapping holds for every slice (a DICOM read through its window)
+    value_range: tuple[float, float] | None = None
+
+    def scanner_value(self, unit: float) -> float | None:
+        """A value on the slices' [0, 1] scale in the scanner's units (None where they are not known)."""
+        if self.value_range is None:
+            return None
+        v0, v1 = self.value_range
+        return v0 + unit * (v1 - v0)
 
     @property
     def n_slices(self) -> int:

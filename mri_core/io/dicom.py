@@ -115,6 +115,17 @@ def _dicom_window(ds) -> tuple[float, float] | None:
     return (center, width) if width > 1 else None
 
 
+def _value_range(ds) -> tuple[float, float] | None:
+    """The scanner values (rescaled) the slices' 0 and 1 stand for: the ends of the first window
+    (swapped for MONOCHROME1, whose grey levels were inverted); None without a window (each frame
+    was then stretched over its own range)."""
+    window = _dicom_window(ds)
+    if window is None:
+        return None
+    lo, hi = window[0] - window[1] / 2, window[0] + window[1] / 2
+    return (hi, lo) if str(ds.get("PhotometricInterpretation", "")).upper() == "MONOCHROME1" else (lo, hi)
+
+
 def dicom_windows(ds) -> list[tuple[str, float, float]]:
     """Every window the file carries, as (name, level, width) in the [0, 1] units of the slices
     the reader made with the first window; [] when the file has none."""
@@ -142,26 +153,47 @@ def _dicom_patient(ds) -> dict[str, str]:
     return {k: str(ds.get(k, "")) for k in PATIENT_FIELDS if str(ds.get(k, "")).strip()}
 
 
-def _dicom_spacing(ds) -> tuple[float, float] | None:
+def _header_value(ds, key: str):
+    """A header field's value, or its raw text where pydicom cannot convert it (a damaged DS field)."""
+    try:
+        return ds[key].value
+    except (TypeError, ValueError):
+        raw = ds.get_item(key).value
+        return raw.decode("latin-1", "replace") if isinstance(raw, bytes) else raw
+
+
+def _dicom_spacing(ds, notes: list[str]) -> tuple[float, float] | None:
+    """The pixel spacing in mm (rows, columns), or None; a value present but unusable is said in ``notes``."""
     for key in ("PixelSpacing", "ImagerPixelSpacing"):
         if key in ds:
+            value = _header_value(ds, key)
             try:
-                r, c = (float(v) for v in ds[key].value[:2])
-                if r > 0 and c > 0:
-                    return (r, c)
-            except Exception:
-                pass
+                r, c = (float(v) for v in (value.split("\\") if isinstance(value, str) else value)[:2])
+            except (TypeError, ValueError):
+                notes.append(f"The file's {key} ({_shown(value)}) is not two numbers: sizes are in pixels.")
+                continue
+            if r > 0 and c > 0:
+                return (r, c)
+            notes.append(f"The file's {key} ({r:g}, {c:g}) is not a positive size: sizes are in pixels.")
     return None
 
 
-def _dicom_thickness(ds) -> float | None:
+def _dicom_thickness(ds, notes: list[str]) -> float | None:
+    """The distance between slices in mm, or None; a value present but unusable is said in ``notes``."""
     for key in ("SpacingBetweenSlices", "SliceThickness"):
-        if key in ds:
+        value = _header_value(ds, key) if key in ds else None
+        if value not in (None, ""):
             try:
-                return float(ds[key].value)
-            except Exception:
-                pass
+                return float(value)
+            except (TypeError, ValueError):
+                notes.append(f"The file's {key} ({_shown(value)}) is not a number: volumes are not measured from it.")
     return None
+
+
+def _shown(value) -> str:
+    """A header value as a note quotes it: short, so a damaged field cannot flood the page."""
+    text = "\\".join(str(v) for v in value) if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue" else str(value)
+    return text if len(text) <= 24 else text[:21] + "..."
 
 
 def slice_position(ds) -> float | None:
@@ -210,12 +242,12 @@ def _dicom_stack(data: bytes, force: bool) -> ImageStack:
     if force and "PixelData" not in ds and "SOPClassUID" not in ds and "Rows" not in ds:
         raise UnreadableImage("This file is not an image in any format the app reads (PNG, JPEG, TIFF, BMP, DICOM, NIfTI).")
     slices, notes = _dicom_pixels(ds)
-    thickness = _dicom_thickness(ds)
+    thickness = _dicom_thickness(ds, notes)
     if slices.shape[0] > 1:
         notes.append(f"Multi-frame DICOM with {slices.shape[0]} frames.")
     if "PixelData" in ds:
         del ds.PixelData  # keep only the header for the SEG export; the pixels live in `slices`
-    spacing = _dicom_spacing(ds)
+    spacing = _dicom_spacing(ds, notes)
     return ImageStack(
         slices=slices,
         format="dicom",
@@ -228,6 +260,7 @@ def _dicom_stack(data: bytes, force: bool) -> ImageStack:
         affine=dicom_affine([ds], slices.shape[1:3], spacing, thickness) if slices.shape[0] == 1 else None,
         dicom_sources=[ds],
         windows=dicom_windows(ds) if slices.ndim == 3 else [],
+        value_range=_value_range(ds) if slices.ndim == 3 else None,
     )
 
 

@@ -57,6 +57,7 @@ def stack_series(stacks: list[ImageStack]) -> ImageStack:
         affine=dicom_affine(sources, ordered[0].slices.shape[1:3], ordered[0].spacing_mm, thickness) if placed else None,
         dicom_sources=sources,
         windows=ordered[0].windows,
+        value_range=ordered[0].value_range if len({s.value_range for s in ordered}) == 1 else None,
     )
 
 

@@ -3,7 +3,6 @@ split, how, on which machine, with which figures), and a classifier's reliabilit
 
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
 import json
 import os
@@ -15,7 +14,7 @@ from typing import TYPE_CHECKING
 import keras
 import numpy as np
 
-from mri_core.cards import Card, History, Reliability
+from mri_core.cards import Card, History
 from mri_core.models import CARD_FILE, MODEL_FILE, LoadedModel, file_mb, write_card
 from mri_core.tasks import SHARED_DATA, get_task
 from mri_core.training.loop import Fitted
@@ -117,12 +116,12 @@ def carry_over_previous_run(args, card: Card) -> Card:
     return replace(card, history=History(curves), training=training)
 
 
-def fit_ood(model, xtr, ytr, n_classes: int, xva) -> tuple[dict, OodDetector]:
+def fit_ood(model, kind: str, xtr, ytr, n_classes: int, xva) -> tuple[dict, OodDetector]:
     """(the card's ``reliability.ood`` record, the detector) fitted on the training images as they are
     (``ytr``: a classifier's classes, a segmenter's tumour / no tumour), its threshold on the validation images'."""
     from mri_core import reliability as R
 
-    layers, grid = R.feature_layers(model), R.feature_grid(model)
+    layers, grid = R.feature_layers(model, kind), R.feature_grid(kind)
     fm = R.features_model(model, layers, grid)
     ftr, fva = R.probs_and_features(fm, xtr)[1], R.probs_and_features(fm, xva)[1]
     detector = R.fit_detector(ftr, ytr, n_classes, fva)
@@ -141,39 +140,12 @@ def fit_reliability(model, class_names, xtr, ytr, xva, confusion) -> tuple[dict,
     which calls were better than chance on validation (``confusion``)."""
     from mri_core import reliability as R
 
-    ood, detector = fit_ood(model, xtr, ytr, len(class_names), xva)
+    ood, detector = fit_ood(model, "classifier", xtr, ytr, len(class_names), xva)
     return {"ood": ood, "calls": R.call_reliability(confusion, class_names)}, detector
 
 
 def fit_segmenter_reliability(model, x, masks, train_idx, val_idx) -> tuple[dict, OodDetector]:
     """A segmenter's ``reliability`` record: ``fit_ood`` with tumour / no tumour slices as the two classes."""
     has_tumour = np.asarray(masks).reshape(len(masks), -1).any(axis=1).astype(np.int64)
-    ood, detector = fit_ood(model, x[train_idx], has_tumour[train_idx], 2, x[val_idx])
+    ood, detector = fit_ood(model, "segmenter", x[train_idx], has_tumour[train_idx], 2, x[val_idx])
     return {"ood": ood}, detector
-
-
-def refit_reliability(name: str, root: Path | None = None) -> Reliability:
-    """Fit the reliability checks again for a trained model, on its own split (as its card records
-    it), and write ``ood.npz`` and the card; for models trained before they existed."""
-    from mri_core.models import model_dir, read_card
-
-    card = read_card(name, root)
-    model = keras.saving.load_model(model_dir(name, root) / MODEL_FILE, compile=False)
-    if card.is_segmenter:
-        from mri_core import data as D
-
-        x, m, patients, _ = D.load_lgg(get_task(card.task).data_dir, card.preprocessing.to_json())
-        is_val = np.isin(patients, list(card.split.val_patients))
-        record, detector = fit_segmenter_reliability(model, x, m, np.flatnonzero(~is_val), np.flatnonzero(is_val))
-    else:
-        from mri_core.training.classifier import classifier_data  # it fits the reliability record itself
-
-        split = card.split
-        args = argparse.Namespace(data_dir=None, no_cache=False, limit=0, seed=split.seed,
-                                  val_fraction=split.val_fraction, extra_sources=split.extra_sources is not None)
-        xtr, ytr, xva, _, _, _ = classifier_data(get_task(card.task), card.preprocessing.to_json(), args)
-        record, detector = fit_reliability(model, card.class_names, xtr, ytr, xva, card.validation.confusion)
-    reliability = Reliability.from_json(record)
-    detector.save(model_dir(name, root) / reliability.ood.file)
-    write_card(name, replace(card, reliability=reliability), root)
-    return reliability
