@@ -7,6 +7,7 @@ and idle sessions, single-user mode and the refusal to serve anonymously off loc
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
@@ -81,14 +82,17 @@ def test_signed_out_visitor_gets_a_sign_in_button_and_nothing_else():
 
 
 @pytest.mark.parametrize("role", ["clinician", "admin"])
-def test_a_user_with_a_role_gets_in_and_can_sign_out(role):
-    at = start(user(role))
+def test_a_user_with_a_role_gets_in_and_can_sign_out(role, caplog):
+    caplog.set_level(logging.INFO, logger="mri_insight.auth")
+    at = start(user(role, sub=f"sub-{role}-{time.time_ns()}"))  # a login this process has not seen: its sign-in is logged
     assert shows_pages(at)
     assert f"Signed in as **Dr {role}** ({role})" in [c.value for c in at.sidebar.caption]
     assert f"Signed in as Dr {role}, role: {role}." in page_text(at)
-    assert at.session_state["identity"].role == role and at.session_state["identity"].subject == f"sub-{role}"
+    assert at.session_state["identity"].role == role and at.session_state["identity"].subject.startswith(f"sub-{role}-")
     at.button(key="auth_sign_out").click().run()
     assert not at.exception
+    logged = [r.getMessage() for r in caplog.records if r.name == "mri_insight.auth"]
+    assert logged == [f"auth event: sign-in (role {role})", f"auth event: sign-out (role {role})"]  # no identifier
     at.run()  # the next run, as after the logout redirect
     assert [b.label for b in at.button] == ["Sign in"] and not shows_pages(at)
 
@@ -103,8 +107,10 @@ def test_roles_from_another_claim_and_values_set_in_the_config():
     ({}, "carries no `roles` claim"),  # an ID token without the role claim
     ({"roles": ["nurse"]}, "neither the clinician nor the admin role"),
 ])
-def test_a_user_without_a_role_is_refused_and_told_why(claims, why):
+def test_a_user_without_a_role_is_refused_and_told_why(claims, why, caplog):
+    caplog.set_level(logging.INFO, logger="mri_insight.auth")
     at = start(user(None, **claims))
+    assert [r.getMessage() for r in caplog.records if r.name == "mri_insight.auth"] == ["auth event: refused"]
     assert why in at.error[0].value
     assert not shows_pages(at) and "identity" not in at.session_state
     assert [b.label for b in at.button] == ["Sign out (to use another account)"]

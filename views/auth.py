@@ -125,7 +125,9 @@ def gate() -> None:
         _stop_with(str(refused), "Sign out (to use another account)")
     reason, first = _check_session(identity, access.signed_in_at(user), s)
     if reason:
-        _on_auth_event("session-ended", identity, reason)
+        if st.session_state.get("auth_ended") != reason:  # once per session, not on every rerun
+            st.session_state["auth_ended"] = reason
+            _on_auth_event("session-ended", identity, reason)
         _stop_with(reason, "Sign in again")
     if first:
         _on_auth_event("sign-in", identity)
