@@ -146,6 +146,8 @@ def _duration(seconds: float) -> str:
     if seconds >= 3600 and seconds % 3600 == 0:
         hours = int(seconds // 3600)
         return f"{hours} hour{'s' if hours != 1 else ''}"
+    if seconds < 60:  # a test's or a demo's limit
+        return f"{round(seconds)} seconds"
     minutes = round(seconds / 60)
     return f"{minutes} minute{'s' if minutes != 1 else ''}"
 

@@ -123,6 +123,8 @@ def test_limits_follow_the_settings():
     s = AccessSettings.from_mapping({"absolute_hours": 1, "idle_minutes": 1})
     assert "limit of 1 hour " in access.session_end_reason(3601, 0, 3600, s)
     assert "1 minute without" in access.session_end_reason(200, 0, 100, s)
+    short = AccessSettings.from_mapping({"idle_minutes": 0.1})
+    assert "after 6 seconds without" in access.session_end_reason(100, 0, 90, short)
 
 
 # --------------------------------------------------------------------------- anonymous mode

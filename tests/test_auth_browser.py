@@ -55,15 +55,20 @@ def provider():
     stop(proc)
 
 
-@pytest.fixture(scope="module")
-def app(provider, use_tiny_models, tmp_path_factory) -> str:
+def serve_with_sign_in(provider: str, models_dir, folder: Path, access: dict):
     """The app with sign-in against ``provider``; its secrets in a temporary file (--secrets.files)."""
     port = free_port()
     url = f"http://localhost:{port}"
-    secrets = tmp_path_factory.mktemp("auth") / "secrets.toml"
-    secrets.write_text(secrets_toml(url, provider, access={"role_claim": "roles", "absolute_hours": 1, "idle_minutes": 10}))
+    secrets = folder / "secrets.toml"
+    secrets.write_text(secrets_toml(url, provider, access=access))
     extra = {k: v for k, v in app_env().items() if k == "AUTHLIB_INSECURE_TRANSPORT"}
-    with serve(use_tiny_models, port=port, args=("--secrets.files", str(secrets)), env_extra=extra) as server:
+    return serve(models_dir, port=port, args=("--secrets.files", str(secrets)), env_extra=extra)
+
+
+@pytest.fixture(scope="module")
+def app(provider, use_tiny_models, tmp_path_factory) -> str:
+    access = {"role_claim": "roles", "absolute_hours": 1, "idle_minutes": 10}
+    with serve_with_sign_in(provider, use_tiny_models, tmp_path_factory.mktemp("auth"), access) as server:
         yield server.url
 
 
@@ -151,6 +156,22 @@ def test_a_forged_login_cookie_is_not_taken(app, context):
     expect(page.get_by_role("button", name="Sign in")).to_be_visible()
     assert page.locator('[data-testid="stSidebarNav"]').count() == 0
     shot(page, "7-forged-cookie")
+
+
+def test_an_unattended_page_is_closed_at_the_idle_limit(provider, use_tiny_models, tmp_path, context):
+    """Nobody touches the page: the app's idle check (every half idle limit) ends the session on
+    screen, without waiting for a click."""
+    with serve_with_sign_in(provider, use_tiny_models, tmp_path, {"idle_minutes": 0.1}) as server:  # 6 s
+        page = context.new_page()
+        sign_in(page, server.url, "admin")
+        expect(page.locator('[data-testid="stSidebar"]')).to_contain_text("Signed in as Demo admin")
+        expect(page.locator('[data-testid="stAlertContentError"]')).to_contain_text("without activity", timeout=60_000)
+        expect(page.get_by_role("button", name="Sign in again")).to_be_visible()
+        # The page's content is gone. (The sidebar keeps the page list the browser was given
+        # before; each link leads back to this message.)
+        expect(page.locator('[data-testid="stMain"]')).not_to_contain_text("The models")
+        expect(page.locator('[data-testid="stSidebar"]')).not_to_contain_text("Signed in as")
+        shot(page, "8-idle-session-ended")
 
 
 def test_the_demo_script_serves_sign_in_and_stops_on_ctrl_c():

@@ -137,6 +137,22 @@ def gate() -> None:
         if st.button("Sign out", key="auth_sign_out", icon=":material/logout:"):
             _on_auth_event("sign-out", identity)
             st.logout()
+        _idle_watch(identity, access.signed_in_at(user), s)
+
+
+def _idle_watch(identity: Identity, started: float | None, s: AccessSettings) -> None:
+    """An unattended browser must not keep showing a scan past the limits: every half idle limit
+    (a minute at most) a fragment checks the session, without counting as activity, and reruns
+    the whole app when it is over, which then shows why."""
+    @st.fragment(run_every=min(60.0, s.idle_s / 2))
+    def watch() -> None:
+        clock = _clock()
+        with clock.lock:
+            last_seen = clock.last_seen.get(_login_key(identity, started))
+        if access.session_end_reason(time.time(), started, last_seen, s):
+            st.rerun(scope="app")
+
+    watch()
 
 
 def _sign_in_page() -> None:
