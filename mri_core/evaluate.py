@@ -17,7 +17,9 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from mri_core.io.folders import LGG_CHANNELS
-from mri_core.scoring import SHIFT, evaluate, evaluate_shift
+from mri_core.scoring import evaluate
+from mri_core.shift import SHIFT, evaluate_shift
+from mri_core.shift import EXTERNAL_DEV
 from mri_core.tasks import TASKS, get_task
 
 
@@ -32,6 +34,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help=f"{SHIFT}: LGG folder (default: the shared one, its held-out patients only)")
     p.add_argument("--oasis", type=Path, default=get_task("alzheimer").data_dir,
                    help=f"{SHIFT}: OASIS slices (default: the dementia set, its validation subjects only)")
+    p.add_argument("--external", type=Path, default=EXTERNAL_DEV,
+                   help=f"{SHIFT}: tumour-only slices of other origin, type unknown (default: the shared external_dev, "
+                        "web-collected): sensitivity, and the misses' share abstained or warned and mean confidence")
     p.add_argument("--channels", choices=list(LGG_CHANNELS),
                    help="lgg: give the model only this sequence of each slice, grey, and (without --model) "
                         "choose the model as the app does for a grey upload")
@@ -55,7 +60,7 @@ def print_report(result: dict) -> None:
 def main(argv=None):
     args = parse_args(argv)
     if args.task == SHIFT:
-        result = evaluate_shift(args.data_dir, args.model, args.lgg, args.oasis)
+        result = evaluate_shift(args.data_dir, args.model, args.lgg, args.oasis, args.external)
         print(json.dumps(result) if args.json else json.dumps(result, indent=1))
         return 0
     try:

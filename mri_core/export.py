@@ -165,8 +165,15 @@ def mask_nifti(masks: np.ndarray, stack: ImageStack) -> bytes:
 # --------------------------------------------------------------------------- DICOM SEG
 
 
-def _geometry_only(ds):
-    """A copy of a source header with only identity, pixel layout and geometry."""
+# The patient and study modules, kept (with the geometry) in a SEG that goes back to the PACS the
+# scan came from (``deidentify=False``): the PACS files it with the patient's study.
+_PATIENT_STUDY = ("PatientName", "PatientID", "IssuerOfPatientID", "PatientBirthDate", "PatientSex", "PatientAge",
+                  "StudyDate", "StudyTime", "StudyID", "AccessionNumber", "ReferringPhysicianName", "StudyDescription")
+
+
+def _geometry_only(ds, keep_patient: bool = False):
+    """A copy of a source header with only identity, pixel layout and geometry (and, with
+    ``keep_patient``, the patient and study modules)."""
     dataset = require("pydicom.dataset", "pydicom")
     Dataset, FileMetaDataset = dataset.Dataset, dataset.FileMetaDataset
     ExplicitVRLittleEndian = require("pydicom.uid", "pydicom").ExplicitVRLittleEndian
@@ -176,7 +183,10 @@ def _geometry_only(ds):
         if keyword in ds:
             out[keyword] = copy.deepcopy(ds[keyword])  # highdicom adds elements to the SEG as they are
     for keyword in _EMPTY_TYPE2:
-        setattr(out, keyword, "")
+        setattr(out, keyword, copy.deepcopy(ds[keyword].value) if keep_patient and keyword in ds else "")
+    for keyword in _PATIENT_STUDY if keep_patient else ():
+        if keyword in ds:
+            out[keyword] = copy.deepcopy(ds[keyword])
     out.file_meta = FileMetaDataset()
     out.file_meta.TransferSyntaxUID = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None) or ExplicitVRLittleEndian
     return out
@@ -246,7 +256,8 @@ def dicom_seg_unavailable(stack: ImageStack) -> str | None:
 
 
 def mask_dicom_seg(masks: np.ndarray, stack: ImageStack, algorithm_name: str, algorithm_version: str, *,
-                   origin: str = "AUTOMATIC", creator: str | None = None) -> bytes:
+                   origin: str = "AUTOMATIC", creator: str | None = None, deidentify: bool = True,
+                   series_description: str | None = None) -> bytes:
     """Masks (n, H, W) as a binary DICOM Segmentation referencing the stack's DICOM sources.
 
     Works for a series of single-frame images (one source per slice) and for one multi-frame
@@ -254,6 +265,8 @@ def mask_dicom_seg(masks: np.ndarray, stack: ImageStack, algorithm_name: str, al
     with the scan) but no patient identifiers. ``origin`` is ``Case.mask_origin``: a mask edited
     by hand must not reach a PACS as the model's output. ``creator``: the signed-in person who
     edited it (ContentCreatorName), where known and wanted: the default download names nobody.
+    ``deidentify=False`` (the SEG goes back to the PACS the scan came from, ``mri_core.pacs``): the
+    patient and study modules are kept. ``series_description``: instead of the default one.
     """
     if origin not in ("AUTOMATIC", "SEMIAUTOMATIC", "MANUAL"):
         raise ValueError(f"unknown mask origin {origin!r}")
@@ -266,7 +279,7 @@ def mask_dicom_seg(masks: np.ndarray, stack: ImageStack, algorithm_name: str, al
     codes = require("pydicom.sr.codedict", "pydicom").codes
     try:
         seg = hd.seg.Segmentation(
-            source_images=[_geometry_only(ds) for ds in sources],
+            source_images=[_geometry_only(ds, keep_patient=not deidentify) for ds in sources],
             pixel_array=m,
             segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
             segment_descriptions=[_tumour_segment(hd, codes, algorithm_name, algorithm_version, origin)],
@@ -278,7 +291,8 @@ def mask_dicom_seg(masks: np.ndarray, stack: ImageStack, algorithm_name: str, al
             manufacturer_model_name=algorithm_name,
             software_versions=algorithm_version,
             device_serial_number="none",
-            series_description="MRI Insight tumour segmentation" + ("" if origin == "AUTOMATIC" else ", edited by hand"),
+            series_description=series_description or (
+                "MRI Insight tumour segmentation" + ("" if origin == "AUTOMATIC" else ", edited by hand")),
             # Keep every frame: readers then find one SEG frame per source frame, and an
             # all-empty result is still a valid (empty) segmentation.
             omit_empty_frames=False,
@@ -287,7 +301,8 @@ def mask_dicom_seg(masks: np.ndarray, stack: ImageStack, algorithm_name: str, al
         raise ValueError(f"These DICOM images cannot carry a DICOM Segmentation ({exc}). Export the mask as NIfTI instead.") from exc
     if int(seg.NumberOfFrames) != m.shape[0]:
         raise ValueError(f"The DICOM Segmentation came out with {seg.NumberOfFrames} frames for {m.shape[0]} slices.")
-    _scrub(seg)
+    if deidentify:
+        _scrub(seg)
     if creator:  # after the scrub, which removes staff names too: only where the caller asks for it
         seg.ContentCreatorName = creator
     buf = io.BytesIO()

@@ -13,16 +13,11 @@ from pathlib import Path
 import numpy as np
 
 from mri_core.io import UnreadableImage, read_image
-from mri_core.io.folders import LGG_CHANNELS, LggSlice, lgg_channel, list_class_folder, list_lgg, read_mask
+from mri_core.io.folders import LGG_CHANNELS, LggSlice, lgg_channel, list_class_folder, list_lgg, read_mask, sample_slice
 from mri_core.metrics import auc, classification_report, dice, iou
 from mri_core.models import LoadedModel, default_model, load
 
 CHUNK = 64  # images read and scored at a time: bounded memory on large folders
-
-
-def sample_slice(stack) -> np.ndarray:
-    """The slice a single-label file stands for: its only slice, or the middle one of a stack."""
-    return stack.slices[stack.n_slices // 2]
 
 
 def classifier_predictions(loaded: LoadedModel, data_dir: Path):
@@ -126,19 +121,3 @@ def evaluate(task: str, data_dir: Path, model: str | None = None, channel: str |
     else:
         result = score_classifier(loaded, Path(data_dir))
     return {"task": task, "model": name, "data_dir": str(data_dir), **({"channels": channel} if channel else {}), **result}
-
-
-SHIFT = "brain_tumor-shift"
-
-
-def evaluate_shift(data_dir: Path | None, model: str | None, lgg: Path | None, oasis: Path | None) -> dict:
-    """``shift.score_shift`` for a tumour-type model: the sources that exist of ``lgg``, ``oasis``
-    and the class-per-folder ``data_dir``, with a pooled summary."""
-    from mri_core.shift import score_shift, summary
-
-    name = model or default_model("brain_tumor")
-    loaded = load(name)
-    present = [d if d is not None and Path(d).exists() else None for d in (lgg, oasis, data_dir)]
-    report = score_shift(loaded, *present)
-    return {"task": SHIFT, "model": name, "summary": summary(report), **report,
-            "skipped": [str(d) for d in (lgg, oasis, data_dir) if d is not None and not Path(d).exists()]}

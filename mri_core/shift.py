@@ -12,6 +12,11 @@ the figures that matter are measured on images of other origin, each with a know
   and a lower-grade glioma often neither enhances nor shows well on T1, so their sensitivity is a
   lower bound; their specificity is exact.
 - ``oasis``: OASIS T1 slices of the dementia set: no tumours, so every ``notumor`` call is right.
+- ``external_dev``: web-collected tumour slices of mixed sequences, planes and origins
+  (``../shared/data/external_dev/tumor``): every slice has a tumour, of unknown type, so any tumour
+  class is right. Our ``notumor`` images are web-collected like these and our tumour images are not:
+  a model that learned the source calls them ``notumor``. Its misses are what the app must hold
+  back or warn about, so their share abstained or warned and their mean confidence are reported.
 - ``folder``: any class-per-folder set (the tumour classes' names), scored as tumour or not.
 
 On the shared data only the held-out part is scored: the LGG patients the segmenters and the
@@ -28,12 +33,15 @@ import numpy as np
 from mri_core import data as D
 from mri_core.cards import SourceFigures
 from mri_core.io import read_image
-from mri_core.io.folders import IMAGE_SUFFIXES, LGG_CHANNELS, LggSlice, lgg_channel, list_class_folder, list_lgg
-from mri_core.models import LoadedModel
-from mri_core.tasks import get_task
+from mri_core.io.folders import (
+    IMAGE_SUFFIXES, LGG_CHANNELS, LggSlice, lgg_channel, list_class_folder, list_lgg, sample_slice,
+)
+from mri_core.models import LoadedModel, default_model, load
+from mri_core.tasks import SHARED_DATA, get_task
 
 CHUNK = 64
 NO_TUMOUR = "notumor"
+EXTERNAL_DEV = SHARED_DATA / "external_dev"  # tumour/*.jpg: tumour present, type unknown
 
 
 def _same_folder(a: Path, b: Path) -> bool:
@@ -70,11 +78,12 @@ def score_images(loaded: LoadedModel, images, has_tumour: np.ndarray) -> dict:
     """Tumour / no-tumour figures of the model's calls on ``images`` (an iterable of (slice, its
     file's modality), read lazily) whose truth is ``has_tumour``: sensitivity and specificity of the calls as made, the
     share of abstentions, accuracy and sensitivity/specificity on the calls made (not abstained),
-    and the share of wrong calls that were abstained or warned about."""
+    the share of wrong calls that were abstained or warned about, and of the misses (tumour slices
+    called ``notumor``) the share abstained or warned and their mean confidence."""
     from mri_core.inference import classify, input_warnings
 
     truth = np.asarray(has_tumour, bool)
-    called_tumour, abstained, warned = [], [], []
+    called_tumour, abstained, warned, confidence = [], [], [], []
     batch = []
 
     def flush():
@@ -83,6 +92,7 @@ def score_images(loaded: LoadedModel, images, has_tumour: np.ndarray) -> dict:
             called_tumour.append(pred.label != NO_TUMOUR)
             abstained.append(not pred.reliable)
             warned.append(bool(input_warnings(image, loaded, pred, modality)))
+            confidence.append(pred.confidence)
         batch.clear()
 
     for item in images:
@@ -93,6 +103,7 @@ def score_images(loaded: LoadedModel, images, has_tumour: np.ndarray) -> dict:
     called, abst, warn = np.asarray(called_tumour, bool), np.asarray(abstained, bool), np.asarray(warned, bool)
     right = called == truth
     made = ~abst
+    missed = truth & ~called
 
     def rate(mask):
         return float(mask.mean()) if mask.size else None
@@ -110,6 +121,9 @@ def score_images(loaded: LoadedModel, images, has_tumour: np.ndarray) -> dict:
         "wrong_calls": int((~right).sum()),
         "wrong_abstained_or_warned": rate((abst | warn)[~right]),
         "wrong_abstained": rate(abst[~right]),
+        "misses": int(missed.sum()),
+        "misses_abstained_or_warned": rate((abst | warn)[missed]),
+        "misses_mean_confidence": rate(np.asarray(confidence, float)[missed]),
     }
 
 
@@ -121,15 +135,20 @@ def _lgg_images(slices: list[LggSlice], channel: str):
 
 
 def _files(paths):
-    from mri_core.scoring import sample_slice
 
     for p in paths:
         stack = read_image(Path(p).read_bytes(), Path(p).name)
         yield sample_slice(stack), stack.modality
 
 
+def external_files(external_dir: Path) -> list[Path]:
+    """Every image file under ``external_dir`` (its ``tumor/`` folder on the shared data): all tumour slices."""
+    return sorted(p for p in Path(external_dir).rglob("*") if p.is_file() and p.name.lower().endswith(IMAGE_SUFFIXES))
+
+
 def score_shift(loaded: LoadedModel, lgg_dir: Path | None = None, oasis_dir: Path | None = None,
-                folder: Path | None = None, lgg_channels=("flair", "pre-contrast", "post-contrast")) -> dict:
+                folder: Path | None = None, lgg_channels=("flair", "pre-contrast", "post-contrast"),
+                external_dir: Path | None = None) -> dict:
     """The cross-source figures of a tumour-type model, one block a source (module docstring)."""
     if NO_TUMOUR not in loaded.class_names:
         raise ValueError(f"{loaded.name} has no {NO_TUMOUR!r} class: the cross-source figures are for tumour-type models")
@@ -143,6 +162,9 @@ def score_shift(loaded: LoadedModel, lgg_dir: Path | None = None, oasis_dir: Pat
     if oasis_dir is not None:
         files = oasis_files(Path(oasis_dir))
         out["oasis"] = score_images(loaded, _files(files), np.zeros(len(files), bool))
+    if external_dir is not None:
+        files = external_files(Path(external_dir))
+        out["external_dev"] = score_images(loaded, _files(files), np.ones(len(files), bool))
     if folder is not None:
         listing = list_class_folder(Path(folder), loaded.class_names)
         truth = np.asarray([loaded.class_names[y] != NO_TUMOUR for y in listing.labels])
@@ -170,6 +192,8 @@ SPLITS = {
     "lgg_t1_pre": "LGG, the same 14 held-out patients, pre-contrast T1 channel (a sequence no model here is trained on)",
     "lgg_t1_post": "LGG, the same 14 held-out patients, post-contrast T1 channel (a sequence no model here is trained on)",
     "oasis": "OASIS (dementia set), the dementia models' validation subjects (by pseudo-subject, seed 42)",
+    "external_dev": "external_dev: web-collected tumour slices (Chakrabarty's yes/, deduplicated against the tumour set), "
+                    "tumour present, type unknown; all of them (none used in training)",
 }
 
 
@@ -178,3 +202,19 @@ def card_record(report: dict) -> dict[str, SourceFigures]:
     block labelled with its split, and the pooled summary."""
     blocks = {"summary": summary(report), **{k: {"split": SPLITS.get(k, "a class-per-folder set"), **v} for k, v in report.items()}}
     return {k: SourceFigures.from_json(v) for k, v in blocks.items()}
+
+
+SHIFT = "brain_tumor-shift"
+
+
+def evaluate_shift(data_dir: Path | None, model: str | None, lgg: Path | None, oasis: Path | None,
+                   external: Path | None = None) -> dict:
+    """``shift.score_shift`` for a tumour-type model: the sources that exist of ``lgg``, ``oasis``,
+    the class-per-folder ``data_dir`` and the tumour-only ``external``, with a pooled summary."""
+    name = model or default_model("brain_tumor")
+    loaded = load(name)
+    given = (lgg, oasis, data_dir, external)
+    skipped = [str(d) for d in given if d is not None and not Path(d).exists()]
+    lgg, oasis, data_dir, external = [d if d is not None and Path(d).exists() else None for d in given]
+    report = score_shift(loaded, lgg, oasis, data_dir, external_dir=external)
+    return {"task": SHIFT, "model": name, "summary": summary(report), **report, "skipped": skipped}

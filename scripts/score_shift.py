@@ -3,8 +3,9 @@ their cards (``metrics.cross_source``), where Home and the comparison page show 
 
     python -m scripts.score_shift NAME [NAME ...]
 
-The held-out LGG patients and OASIS subjects (the tasks' data folders, ``mri_core.tasks``) are scored, the same images
-for every model, so the figures compare.
+The held-out LGG patients and OASIS subjects (the tasks' data folders, ``mri_core.tasks``) and the
+web-collected tumour slices of ``../shared/data/external_dev`` (where present) are scored, the same
+images for every model, so the figures compare.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import replace
 
 from mri_core.cards import Metrics
 from mri_core.models import load, read_card, write_card
-from mri_core.shift import card_record, score_shift
+from mri_core.shift import EXTERNAL_DEV, card_record, score_shift
 from mri_core.tasks import get_task
 
 
@@ -24,7 +25,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m scripts.score_shift", description=__doc__.split("\n\n")[0])
     p.add_argument("names", nargs="+", metavar="NAME", help="tumour-type models to score")
     for name in p.parse_args(argv).names:
-        report = score_shift(load(name), get_task("lgg").data_dir, get_task("alzheimer").data_dir)
+        report = score_shift(load(name), get_task("lgg").data_dir, get_task("alzheimer").data_dir,
+                             external_dir=EXTERNAL_DEV if EXTERNAL_DEV.exists() else None)
         card = read_card(name)
         metrics = replace(card.metrics or Metrics(), cross_source=card_record(report))
         write_card(name, replace(card, metrics=metrics))

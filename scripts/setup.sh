@@ -51,3 +51,12 @@ if [ "$dev" = 1 ] && ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then
   $sudo apt-get update -q
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o Dpkg::Options::=--force-confold postgresql
 fi
+
+# The PACS tests (tests/pacs_server.py) and scripts/run_pacs_demo.sh start Debian's Orthanc with its
+# DICOMweb plugin on 127.0.0.1 themselves; only the packages are needed.
+if [ "$dev" = 1 ] && { [ ! -x /usr/sbin/Orthanc ] || [ ! -f /usr/share/orthanc/plugins/libOrthancDicomWeb.so ]; }; then
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -q
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q orthanc orthanc-dicomweb
+fi

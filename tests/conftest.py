@@ -213,3 +213,6 @@ def postgres_server():
         server.stop()
     finally:
         server.remove()
+
+# The PACS (Orthanc) fixtures: pacs_server, pacs_with_login, pacs_refusing_seg, silent_server.
+from pacs_server import pacs_refusing_seg, pacs_server, pacs_with_login, silent_server  # noqa: E402,F401

@@ -37,7 +37,7 @@ def test_lgg_cli(tiny_models, synthetic_data):
 
 
 def test_cli_task_choices_are_the_tasks_and_the_shift_report():
-    from mri_core.scoring import SHIFT
+    from mri_core.shift import SHIFT
     from mri_core.tasks import TASKS
 
     for task in TASKS:

@@ -33,8 +33,12 @@ def brightness_model():
 
 
 def uniform(value):
-    """A uniform slice, as ``score_images`` takes it: with its file's modality."""
-    return np.full((40, 40), value, np.float32), "unknown"
+    """A slice of mean brightness ``value``, as ``score_images`` takes it: with its file's modality.
+    Two halves 0.1 apart, not one value: a blank slice is abstained on before any call."""
+    image = np.full((40, 40), value, np.float32)
+    image[:, :20] += 0.05
+    image[:, 20:] -= 0.05
+    return image, "unknown"
 
 
 def test_score_images_counts_calls_against_the_truth(brightness_model):
@@ -42,6 +46,17 @@ def test_score_images_counts_calls_against_the_truth(brightness_model):
     assert (r["n"], r["n_tumour"], r["n_tumour_free"]) == (3, 2, 1)
     assert r["sensitivity"] == 0.5 and r["specificity"] == 1.0
     assert r["wrong_calls"] == 1 and r["abstained"] == 0.0 and r["accuracy_on_calls_made"] == pytest.approx(2 / 3)
+
+
+def test_misses_are_reported_with_their_confidence(brightness_model):
+    r = shift.score_images(brightness_model, [uniform(0.8), uniform(0.2), uniform(0.6), uniform(0.2)], np.array([1, 1, 1, 0]))
+    assert r["misses"] == 1 and r["misses_abstained_or_warned"] == 0.0  # no detector, nothing to warn about
+    # The dark tumour slice is called notumor from logits (-6, -10, 6, -10): softmax 0.99999...
+    logits = np.array([20 * 0.2 - 10, -10, -20 * 0.2 + 10, -10])
+    assert r["misses_mean_confidence"] == pytest.approx(np.exp(logits[2]) / np.exp(logits).sum(), abs=1e-4)
+    assert r["sensitivity"] == pytest.approx(2 / 3)
+    none_missed = shift.score_images(brightness_model, [uniform(0.8)], np.array([1]))
+    assert none_missed["misses"] == 0 and none_missed["misses_mean_confidence"] is None
 
 
 def test_abstentions_are_counted_apart_from_the_calls_made(brightness_model):
@@ -53,9 +68,30 @@ def test_abstentions_are_counted_apart_from_the_calls_made(brightness_model):
     r = shift.score_images(model, [uniform(0.8), uniform(0.2), uniform(0.2)], np.array([1, 0, 1]))
     assert r["abstained"] == pytest.approx(2 / 3)
     assert r["wrong_abstained"] == 1.0 and r["wrong_abstained_or_warned"] == 1.0
+    assert r["misses"] == 1 and r["misses_abstained_or_warned"] == 1.0
     assert r["accuracy_on_calls_made"] == 1.0 and r["sensitivity_on_calls_made"] == 1.0
     assert r["specificity_on_calls_made"] is None  # the only tumour-free slice was abstained on
     assert r["sensitivity"] == 0.5  # the calls as made are still counted
+
+
+@pytest.fixture(scope="module")
+def external_folder(tmp_path_factory):
+    """The layout of ../shared/data/external_dev: tumour/*.jpg, one bright and two dark slices."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("external_dev")
+    (root / "tumor").mkdir()
+    for i, value in enumerate((220, 40, 40)):
+        Image.fromarray(np.full((48, 40), value, np.uint8)).save(root / "tumor" / f"Y{i}.jpg", quality=95)
+    return root
+
+
+def test_external_slices_all_have_a_tumour(brightness_model, external_folder):
+    block = shift.score_shift(brightness_model, external_dir=external_folder)["external_dev"]
+    assert (block["n"], block["n_tumour"], block["n_tumour_free"]) == (3, 3, 0)
+    assert block["sensitivity"] == pytest.approx(1 / 3) and block["specificity"] is None
+    assert block["misses"] == 2 and block["misses_mean_confidence"] > 0.99
+    assert "web-collected" in shift.card_record({"external_dev": block})["external_dev"].split
 
 
 def test_sources_are_read_with_their_truth(brightness_model, synthetic_data, monkeypatch):
@@ -82,15 +118,17 @@ def test_a_model_without_notumor_is_refused(tiny_models):
         shift.score_shift(load("alzheimer_mri_sepnet", tiny_models))
 
 
-def test_cli(tiny_models, synthetic_data):
+def test_cli(tiny_models, synthetic_data, external_folder):
     env = {"MRI_MODELS_DIR": str(tiny_models), "PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "3"}
     out = subprocess.run([sys.executable, "-m", "mri_core.evaluate", "brain_tumor-shift", str(synthetic_data["brain_tumor"]),
-                          "--lgg", str(synthetic_data["lgg"]), "--oasis", str(synthetic_data["alzheimer"]), "--json"],
+                          "--lgg", str(synthetic_data["lgg"]), "--oasis", str(synthetic_data["alzheimer"]),
+                          "--external", str(external_folder), "--json"],
                          capture_output=True, text=True, env=env, check=True, timeout=600)
     r = json.loads(out.stdout.strip().splitlines()[-1])
     assert r["task"] == "brain_tumor-shift" and r["model"] == "brain_tumor_mri_sepnet"
-    assert {"lgg_flair", "lgg_t1_pre", "lgg_t1_post", "oasis", "folder", "summary"} <= set(r)
+    assert {"lgg_flair", "lgg_t1_pre", "lgg_t1_post", "oasis", "folder", "external_dev", "summary"} <= set(r)
     assert r["oasis"]["n"] == 24 and r["lgg_flair"]["n_tumour_free"] == 12
+    assert r["external_dev"]["n_tumour"] == 3 and {"misses", "misses_abstained_or_warned", "misses_mean_confidence"} <= set(r["external_dev"])
     for key in ("sensitivity", "specificity", "abstained", "wrong_abstained_or_warned"):
         assert key in r["summary"]
 

@@ -4,6 +4,7 @@ model and a complete card; augmentation, callbacks and the recipes' pieces."""
 import json
 
 import numpy as np
+import pytest
 
 from mri_core.models import list_models, load, read_card
 from mri_core.training.augment import AugmentedBatches, change_appearance
@@ -225,3 +226,41 @@ def test_cards_name_the_shared_data_without_a_machines_path(tmp_path):
     assert data_label(TASKS["lgg"].data_dir) == "data/lgg"
     assert data_label(TASKS["brain_tumor"].data_dir) == "data/brain_tumor/train"
     assert data_label(tmp_path) == str(tmp_path)  # elsewhere: as given
+
+
+def test_source_shortcut_options_train_a_model_the_app_loads(synthetic_data, tmp_path, monkeypatch):
+    """--paste-lesions, --balance-sources, --source-appearance, --source-adversarial and
+    --two-questions together, with the other sources (LGG, OASIS) pointed at the synthetic sets:
+    the saved model has standard layers only, four probabilities, and its card says what was pasted."""
+    from dataclasses import replace
+
+    import keras
+
+    from mri_core import data as D, train
+    from mri_core.tasks import TASKS
+
+    monkeypatch.setitem(TASKS, "lgg", replace(TASKS["lgg"], data_dir=synthetic_data["lgg"]))
+    monkeypatch.setitem(TASKS, "alzheimer", replace(TASKS["alzheimer"], data_dir=synthetic_data["alzheimer"]))
+    monkeypatch.setattr(D, "LGG_VAL_PATIENTS", 1)
+    monkeypatch.setattr(D, "MIN_TUMOR_PX", 50)  # the synthetic discs have 113 px
+    train.main(["brain_tumor", "--arch", "mri_sepnet", "--data-dir", str(synthetic_data["brain_tumor"]), "--out", str(tmp_path),
+                "--epochs", "1", "--size", "32", "--batch-size", "8", "--no-cache", "--checkpoints", str(tmp_path / "ckpt"),
+                "--extra-sources", "--paste-lesions", "6", "--balance-sources", "presence", "--source-appearance", "0.5",
+                "--source-adversarial", "0.3", "--two-questions"])
+    model = keras.saving.load_model(tmp_path / "brain_tumor_mri_sepnet" / "model.keras", compile=False, safe_mode=True)
+    assert model.output.shape[-1] == 4 and "tumour_present" in [layer.name for layer in model.layers]
+    assert not any(layer.name.startswith("source") for layer in model.layers)
+    p = model.predict(np.random.default_rng(0).random((2, 32, 32, 1)).astype("float32"), verbose=0)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-5)
+    split = read_card("brain_tumor_mri_sepnet", tmp_path).split
+    pasted = split.extra["pasted_lesions"]  # kept as the card's extra keys
+    assert pasted["into_web_notumor"] + pasted["into_oasis_training_slices"] == 6 and pasted["label"] == "glioma"
+    assert set(split.extra["sources"]["train"]) == {"tumour_set_hospital_t1c", "tumour_set_web", "lgg_flair", "oasis"}
+
+
+def test_source_shortcut_options_are_refused_for_a_task_without_sources(synthetic_data, tmp_path):
+    from mri_core import train
+
+    with pytest.raises(SystemExit, match="tumour-type task"):
+        train.main(["alzheimer", "--arch", "mri_sepnet", "--data-dir", str(synthetic_data["alzheimer"]), "--out", str(tmp_path),
+                    "--source-adversarial", "0.3"])

@@ -18,6 +18,8 @@ st.markdown(
     "**dementia-stage** call or a **lower-grade-glioma mask** with measurements, each with a calibrated "
     "confidence, an uncertainty and a picture of what the network looked at."
 )
+st.caption("Where the app is given a PACS (DICOMweb), Upload & predict and Tumour mask open a series straight from it "
+           "(**From PACS**), and the mask page sends the mask, measurements and PDF report back to the scan's study.")  # issue 29
 st.warning(
     f"**{DISCLAIMER}** The models were trained on public research collections; their figures below "
     "come from a validation split held out from the training data, not from your hospital's scans."

@@ -19,6 +19,7 @@ from mri_core.io.folders import mask_from_bytes, read_mask
 from mri_core.measure import volume_ml
 from mri_core.metrics import dice
 from mri_core.report import CaseReport
+from views import pacs_source  # PACS (issue 29)
 from views import store_session
 from views.model_choice import segmenter_picker
 from views.navigation import page_header
@@ -31,7 +32,8 @@ CANVAS = 384  # on-screen canvas side; masks are resized back to the slice with 
 
 page_header(__file__)
 
-inputs = show_errors(choose_inputs("lgg", key="mask", multiple=True))
+inputs = pacs_source.choose(key="mask")  # PACS (issue 29): None unless "From PACS" is chosen
+inputs = show_errors(choose_inputs("lgg", key="mask", multiple=True) if inputs is None else inputs)
 if not inputs:
     st.stop()
 if len(inputs) > 1 and all(i.stack.n_slices == 1 for i in inputs) and st.toggle(
@@ -185,11 +187,13 @@ if stack.format == "dicom":
                  "alone (MANUAL).")
 d4.download_button("Report (text)", report.encode(), "report.txt", "text/plain", key="dl_report",
                    on_click=store_session.exported, args=(case, "text", model, "report"), kwargs={"edited": edited})
-pdf_download(d5, CaseReport(
+case_report = CaseReport(
     file_name=case.name, date=case.opened, model_name=model, model_card=loaded.card, image=overlay,
     image_caption=f"Slice {index + 1} of {stack.n_slices}, " + ("mask edited by hand" if edited else "the model's mask"),
     slice_index=index, n_slices=stack.n_slices, measurements=m.as_dict(), spacing_known=stack.spacing_mm is not None,
     volume_ml=vol, dice=dice_value, edited=edited, abstained=bool(seg.reason), abstention_reason=seg.reason,
-    warnings=warnings), stack, key="dl_pdf")
+    warnings=warnings)
+pdf_download(d5, case_report, stack, key="dl_pdf")
+pacs_source.send_button(case, loaded, index, seg, vol, case_report)  # PACS (issue 29): only for a case from the PACS
 with st.expander("Report"):
     st.code(report, language=None)

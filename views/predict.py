@@ -19,6 +19,7 @@ from mri_core.display import display_name, display_order, percent
 from mri_core.preprocess import to_uint8
 from mri_core.report import CaseReport
 from mri_core.tasks import TASKS
+from views import pacs_source  # PACS (issue 29)
 from views import store_session
 from views.model_choice import model_picker, segmenter_picker, task_picker
 from views.navigation import page_header
@@ -33,7 +34,8 @@ task = task_picker("predict_task")
 segmenter = TASKS[task].kind == "segmenter"
 loaded = None if segmenter else model_picker(task, key=f"predict_model_{task}")
 # One uploader for every task: switching the task keeps the upload.
-inputs = show_errors(choose_inputs(task, key=f"predict_{task}", upload_key="predict"))
+inputs = pacs_source.choose(key="predict")  # PACS (issue 29): None unless "From PACS" is chosen
+inputs = show_errors(choose_inputs(task, key=f"predict_{task}", upload_key="predict") if inputs is None else inputs)
 if not inputs:
     st.stop()
 if segmenter:  # the mask model depends on the upload: a grey one gets a one-sequence (FLAIR) model

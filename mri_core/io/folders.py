@@ -90,3 +90,8 @@ def read_mask(path: Path) -> np.ndarray:
 def lgg_channel(image: np.ndarray, c: int) -> np.ndarray:
     """Channel ``c`` of an LGG slice; a slice read as grey (its three channels were equal) is its own."""
     return image[..., c] if image.ndim == 3 else image
+
+
+def sample_slice(stack) -> np.ndarray:
+    """The slice a single-label file stands for: its only slice, or the middle one of a stack."""
+    return stack.slices[stack.n_slices // 2]

@@ -7,6 +7,8 @@ import cv2
 import keras
 import numpy as np
 
+from mri_core.training.sources import cross_source_appearance
+
 
 class AugmentedBatches(keras.utils.PyDataset):
     """Shuffled training batches, each image through its own random affine warp (OpenCV, on the host).
@@ -19,26 +21,41 @@ class AugmentedBatches(keras.utils.PyDataset):
 
     Batch ``i`` of epoch ``e`` is drawn from ``default_rng([seed, e, i])``, so worker threads can
     make batches in any order and a run repeats.
+
+    Against source shortcuts (``training.sources``): ``probabilities`` draws each epoch's images
+    with replacement by those weights (sampling balanced by source) instead of a permutation;
+    ``source_appearance`` is the probability of each cross-source change (histogram matching onto
+    ``references``, film border, tint); ``extra_targets`` (name -> per-image array) makes the
+    targets a dict, the class targets under ``probs``, for a model with more outputs.
     """
 
     def __init__(self, x, targets, batch_size: int, seed: int, *, masks: bool = False,
                  rotate_deg: float = 14.4, shift: float = 0.06, zoom: float = 0.1,
                  contrast: float = 0.0, brightness: float = 0.0, appearance: float = 0.0, sample_weight=None,
-                 workers: int = 4):
+                 workers: int = 4, probabilities=None, source_appearance: float = 0.0, references=None,
+                 extra_targets: dict | None = None):
         super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=8)
         self.x, self.targets, self.batch_size, self.seed = x, targets, batch_size, seed
         self.masks, self.rotate_deg, self.shift, self.zoom = masks, rotate_deg, shift, zoom
         self.contrast, self.brightness, self.sample_weight = contrast, brightness, sample_weight
         self.appearance = appearance
+        self.probabilities, self.source_appearance, self.references = probabilities, source_appearance, references
+        self.extra_targets = extra_targets
         self.epoch = 0
-        self.order = np.random.default_rng([seed, 0]).permutation(len(x))
+        self.order = self._order(0)
 
     def __len__(self) -> int:
         return int(np.ceil(len(self.x) / self.batch_size))
 
+    def _order(self, epoch: int) -> np.ndarray:
+        rng = np.random.default_rng([self.seed, epoch])
+        if self.probabilities is None:
+            return rng.permutation(len(self.x))
+        return rng.choice(len(self.x), len(self.x), replace=True, p=self.probabilities)
+
     def on_epoch_end(self):
         self.epoch += 1
-        self.order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.x))
+        self.order = self._order(self.epoch)
 
     def _warp(self, rng, image, mask):
         h, w = image.shape[:2]
@@ -56,6 +73,8 @@ class AugmentedBatches(keras.utils.PyDataset):
         if self.brightness:
             out = out * rng.uniform(1 - self.brightness, 1 + self.brightness)
         out = np.clip(out, 0.0, 1.0)
+        if self.source_appearance:
+            out = cross_source_appearance(rng, out, self.source_appearance, self.references)
         if self.appearance:
             out = change_appearance(rng, out, self.appearance)
         if mask is None:
@@ -72,6 +91,8 @@ class AugmentedBatches(keras.utils.PyDataset):
             images.append(image)
             targets.append(mask if self.masks else self.targets[j])
         batch = (np.stack(images).astype(np.float32), np.stack(targets).astype(np.float32))
+        if self.extra_targets:
+            batch = (batch[0], {"probs": batch[1], **{k: np.asarray(v[idx], np.float32) for k, v in self.extra_targets.items()}})
         return batch if self.sample_weight is None else batch + (self.sample_weight[idx].astype(np.float32),)
 
 

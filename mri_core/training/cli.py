@@ -49,9 +49,28 @@ def parse_args(argv=None):
                         "(notumor) from those sets' own training splits, so no class comes from one source alone")
     p.add_argument("--appearance", type=float, default=0.0,
                    help="classifiers: probability of each appearance change (gamma, blur, resampling, noise, JPEG)")
+    shortcut = p.add_argument_group("against source shortcuts (brain_tumor; issue 26, docs/experiments.md)")
+    shortcut.add_argument("--paste-lesions", type=int, default=0, metavar="N",
+                          help="add N training images labelled glioma: LGG training patients' FLAIR lesions pasted "
+                               "into web-collected notumor images (half) and OASIS training slices (half), intensity "
+                               "and size matched to the host brain (training.lesions)")
+    shortcut.add_argument("--balance-sources", choices=["off", "class", "presence"], default="off",
+                          help="draw training images so every source weighs the same within each class (class) or "
+                               "within tumour present / absent (presence), every group the same (training.sources)")
+    shortcut.add_argument("--source-appearance", type=float, default=0.0, metavar="P",
+                          help="probability of each cross-source change: histogram matching onto another source's "
+                               "image, film-like border, tint (with --appearance: gamma, blur, resampling, noise, JPEG)")
+    shortcut.add_argument("--source-adversarial", type=float, default=0.0, metavar="WEIGHT",
+                          help="train a source classifier behind gradient reversal of this weight on the pooled "
+                               "features (training only: not in the saved model); 0 = off")
+    shortcut.add_argument("--two-questions", action="store_true",
+                          help="a tumour-present sigmoid and a type softmax asked only when present, combined into "
+                               "the class probabilities the app reads (training.heads)")
     p.add_argument("--input-channel", choices=list(LGG_CHANNELS),
                    help="lgg: train on this one sequence of the three (e.g. flair), given as a grey slice")
-    p.add_argument("--imagenet-weights", type=Path, help="ImageNet weights file for a Keras Applications backbone")
+    p.add_argument("--imagenet-weights", type=Path,
+                   help="ImageNet weights file for the backbone: a Keras Applications one, or for efficientnet_lite0 and "
+                        "unet_efficientnet_lite0 models/pretrained/efficientnet_lite0_imagenet.weights.h5")
     p.add_argument("--default", action="store_true", help="mark as the task's default model")
     p.add_argument("--no-cache", action="store_true")
     p.add_argument("--precision", choices=["float32", "mixed_bfloat16"], default="float32",
@@ -78,6 +97,9 @@ def main(argv=None):
     if arch.kind != task.kind:
         raise SystemExit(f"{args.arch} is a {arch.kind}; task {args.task} needs a {task.kind}")
     args.name = args.name or f"{args.task}_{args.arch}"
+    shortcut_options = args.two_questions or args.balance_sources != "off" or args.source_adversarial or args.paste_lesions
+    if shortcut_options and "notumor" not in task.class_names:
+        raise SystemExit("the options against source shortcuts are for the tumour-type task (its images carry a source)")
 
     keras.utils.set_random_seed(args.seed)
     keras.mixed_precision.set_global_policy(args.precision)

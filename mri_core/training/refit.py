@@ -33,7 +33,7 @@ def refit_reliability(name: str, root: Path | None = None) -> Reliability:
         split = card.split
         args = argparse.Namespace(data_dir=None, no_cache=False, limit=0, seed=split.seed,
                                   val_fraction=split.val_fraction, extra_sources=split.extra_sources is not None)
-        xtr, ytr, xva, _, _, _ = classifier_data(get_task(card.task), card.preprocessing.to_json(), args)
+        xtr, ytr, xva, *_ = classifier_data(get_task(card.task), card.preprocessing.to_json(), args)
         record, detector = fit_reliability(model, card.class_names, xtr, ytr, xva, card.validation.confusion)
     reliability = Reliability.from_json(record)
     detector.save(model_dir(name, root) / reliability.ood.file)

@@ -85,7 +85,8 @@ def train_segmenter(args, task, arch) -> Card:
     def build():
         return create_model(arch.name, num_classes=1, input_size=(size, size), channels=pre["channels"])
 
-    model = build()
+    model = create_model(arch.name, num_classes=1, input_size=(size, size), channels=pre["channels"],
+                         **({"weights": str(args.imagenet_weights)} if args.imagenet_weights else {}))
     if args.init_from:
         load_weights_across_channels(model, args.init_from)
     model.compile(optimizer=optimizer(args.lr, args.weight_decay), loss=dice_bce_loss)
