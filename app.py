@@ -3,6 +3,7 @@
 import streamlit as st
 from streamlit.runtime.scriptrunner import script_runner
 
+from views.auth import gate
 from views.model_choice import warm_models_in_background
 from views.navigation import keep_choices, navigation
 
@@ -24,6 +25,7 @@ script_runner._clean_problem_modules = _keep_shared_models
 
 st.set_page_config(page_title="MRI Insight", page_icon="🧠", layout="wide")
 
+gate()  # sign-in (or single-user mode) before any page: views/auth.py
 warm_models_in_background()
 keep_choices()
 navigation().run()

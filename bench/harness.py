@@ -113,16 +113,18 @@ class Server:
 
 
 @contextmanager
-def serve(models_dir: Path | str, port: int | None = None, timeout_s: float = SERVER_START_TIMEOUT_S):
-    """``streamlit run app.py`` on localhost with ``MRI_MODELS_DIR=models_dir``; stopped on exit."""
+def serve(models_dir: Path | str, port: int | None = None, timeout_s: float = SERVER_START_TIMEOUT_S,
+          args: tuple[str, ...] = (), env_extra: dict[str, str] | None = None):
+    """``streamlit run app.py`` on localhost with ``MRI_MODELS_DIR=models_dir`` (and ``args`` after
+    the defaults, e.g. ``--secrets.files``); stopped on exit."""
     port = port or free_port()
-    env = dict(os.environ)
+    env = {**os.environ, **(env_extra or {})}
     env[ROOT_ENV] = str(models_dir)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [env.get("PYTHONPATH")])])
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
            "--server.headless", "true", "--server.address", "localhost",
-           "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"]
+           "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false", *args]
     log_file = tempfile.NamedTemporaryFile("w+b", prefix="mri-streamlit-", suffix=".log", delete=False)
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT)
     url = f"http://localhost:{port}"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up MRI Insight on a fresh Debian machine with Python 3.11: a virtual environment in .venv
-# with the pinned requirements, and (with --dev) the test tools plus Debian's chromium and
+# with the pinned requirements, and (with --dev) the test tools plus Debian's chromium, nginx and
 # chromium-driver for the browser tests. Safe to run again: it only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,11 +28,16 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 
-if [ "$dev" = 1 ] && { [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; }; then
+# Debian packages the tests drive: chromium (browser tests), nginx (deploy/nginx.conf in front of the app).
+missing=""
+[ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] || missing="$missing chromium chromium-driver"
+[ -x /usr/sbin/nginx ] || missing="$missing nginx"
+if [ "$dev" = 1 ] && [ -n "$missing" ]; then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"
   $sudo apt-get update -q
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver
+  # shellcheck disable=SC2086
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $missing
 fi
 
 # The database tests start their own PostgreSQL (tests/pg_server.py): only the binaries are needed,

@@ -518,12 +518,22 @@ def test_compare_on_samples(task):
     assert at.get("plotly_chart")
 
 
-def test_compare_on_a_folder(synthetic_data):
-    at = open_page("views/compare.py")
+def open_compare_on_folders(root: Path) -> AppTest:
+    """The comparison page with ``root`` as the server's one folder root, "Data" (single-user mode:
+    its one user is the admin); the folder source chosen. Who sees folders: tests/test_auth.py."""
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.secrets["access"] = {"folder_roots": {"Data": str(root)}}
+    at.run()
+    at.switch_page("views/compare.py")
+    at.run()
     at.radio(key="cmp_source").set_value("a folder on this server").run()
-    at.text_input(key="cmp_folder").input("/no/such/folder").run()
-    assert any("not a folder" in str(e.value) for e in at.error)
-    at.text_input(key="cmp_folder").input(str(synthetic_data["brain_tumor"])).run()
+    assert not at.exception and not at.text_input  # chosen from a list, never typed
+    return at
+
+
+def test_compare_on_a_folder(synthetic_data):
+    at = open_compare_on_folders(synthetic_data["brain_tumor"].parent)
+    at.selectbox(key="cmp_folder").set_value("Data › brain_tumor").run()
     assert not at.exception and not at.error
     assert "24 images" in texts(at)
     at.multiselect(key="cmp_models_brain_tumor").set_value([]).run()
@@ -621,10 +631,10 @@ def test_compare_shows_no_server_path(synthetic_data):
     at = open_page("views/compare.py")
     shown = texts(at)
     assert "/samples" not in shown and str(Path(APP).parent) not in shown
-    at.radio(key="cmp_source").set_value("a folder on this server").run()
-    at.text_input(key="cmp_folder").input(str(synthetic_data["brain_tumor"])).run()
+    at = open_compare_on_folders(synthetic_data["brain_tumor"].parent)
+    at.selectbox(key="cmp_folder").set_value("Data › brain_tumor").run()
     assert "24 images from the chosen folder" in texts(at)
-    assert str(synthetic_data["brain_tumor"]) not in texts(at).replace(at.text_input(key="cmp_folder").value, "")
+    assert str(synthetic_data["brain_tumor"]) not in texts(at)
 
 
 # --------------------------------------------------------------------------- issue 21: abstention, warnings, names
@@ -803,12 +813,11 @@ def test_a_page_run_keeps_the_shared_keras_state():
 
 
 def test_compare_on_a_folder_that_is_not_a_data_set(tmp_path):
-    at = open_page("views/compare.py")
+    at = open_compare_on_folders(tmp_path)
     at.radio(key="cmp_task").set_value("lgg").run()
-    at.radio(key="cmp_source").set_value("a folder on this server").run()
-    at.text_input(key="cmp_folder").input(str(tmp_path)).run()
+    at.selectbox(key="cmp_folder").set_value("Data").run()
     assert not at.exception
-    assert at.error and str(tmp_path) not in at.error[0].value
+    assert at.error and "no slices.csv" in at.error[0].value and str(tmp_path) not in at.error[0].value
 
 
 def test_a_ct_dicom_is_abstained_on_by_the_core_and_marked_in_the_csv():

@@ -11,14 +11,17 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from mri_core import compare, inference, models
+from mri_core.access import folder_problem, server_folders
 from mri_core.cards import Card
 from mri_core.display import display_name, display_order
 from mri_core.io import read_image
 from mri_core.samples import sample_dir
 from mri_core.tasks import TASKS
 from views import store_session
+from views.auth import settings as auth_settings
 from views.model_choice import get_model, model_card, task_picker
 from views.navigation import page_header
+from views.session_case import current_identity
 from views.tables import cross_source_rows, cross_source_table, side_by_side
 
 page_header(__file__)
@@ -85,17 +88,26 @@ if curves:
     st.plotly_chart(fig, width="stretch", key="cmp_curves")
 
 st.subheader("Evaluate side by side")
-source = st.radio("On", ["bundled samples", "a folder on this server"], horizontal=True, key="cmp_source")
+# Server folders: admins only, chosen among the roots configured in [access.folder_roots] and
+# their sub-folders (mri_core.access.server_folders); never a typed path, never a path shown.
+folders = server_folders(current_identity(), auth_settings())
+sources = ["bundled samples"] + (["a folder on this server"] if folders else [])
+if current_identity().is_admin and not folders:
+    st.caption("No server folders are configured for evaluation: an administrator lists them under "
+               "[access.folder_roots] in the server's secrets.toml (docs/deploy.md).")
+if st.session_state.get("cmp_source") not in sources:  # a kept choice this user may no longer have
+    st.session_state["cmp_source"] = sources[0]
+source = st.radio("On", sources, horizontal=True, key="cmp_source")
 folder = sample_dir(task)
 if source != "bundled samples":
     layout = "the LGG layout (slices.csv)" if is_seg else "one sub-folder per class"
-    typed = st.text_input(f"Folder path ({layout})", key="cmp_folder")
-    if not typed:
+    labels = [f.label for f in folders]
+    if st.session_state.get("cmp_folder") not in labels:
+        st.session_state["cmp_folder"] = None
+    picked = st.selectbox(f"Folder ({layout})", labels, index=None, placeholder="Choose a folder", key="cmp_folder")
+    if picked is None:
         st.stop()
-    folder = Path(typed).expanduser()
-    if not folder.is_dir():
-        st.error("That is not a folder on this server.")
-        st.stop()
+    folder = next(f.path for f in folders if f.label == picked)
 # One models box per task: a box shared by the tasks would keep the old task's names, which the
 # new task's options drop, and come back empty.
 chosen = st.multiselect("Models", names, default=names, key=f"cmp_models_{task}")
@@ -121,9 +133,9 @@ try:
         progress.progress(i / len(chosen), text=f"Evaluating {n} ({i + 1} of {len(chosen)}) on {n_images:,} images, "
                                                 f"about {max(1, round(n_images * ms / 1000))} s for this model…")
         evaluated.append(run_eval(n, str(folder), is_seg))
-except (ValueError, FileNotFoundError) as exc:
+except (ValueError, OSError) as exc:  # the readers' messages quote paths: none is shown
     progress.empty()
-    st.error(f"This folder cannot be evaluated: {str(exc).replace(str(folder), 'the folder')}")
+    st.error(f"This folder cannot be evaluated. {folder_problem(exc, None if is_seg else TASKS[task].class_names)}")
     st.stop()
 progress.empty()
 store_session.folder_evaluated(task, chosen, n_images, str(folder), source == "bundled samples")  # issue 28: audit
@@ -184,10 +196,11 @@ b.plotly_chart(cal_fig, width="stretch", key="cmp_cal")
 
 st.subheader("Where the models disagree")
 diff = compare.disagreements(results, [display_name(c) for c in class_names])
+number = {p: i + 1 for i, p in enumerate(results[0].paths)}  # images are shown by number, never by file name
 if not diff:
     st.success("The chosen models give the same top class on every image." if len(results) > 1 else "Choose two models or more.")
 for d in diff[:12]:
     c1, c2 = st.columns([1, 3])
     c1.image(np.clip(read_image(Path(d["path"]).read_bytes(), Path(d["path"]).name).slices[0], 0, 1), width=160)
-    c2.markdown(f"**{Path(d['path']).name}** — truth: **{display_name(d['truth'])}**  \n" +
+    c2.markdown(f"**Image {number[d['path']]} of {len(number)}** — truth: **{display_name(d['truth'])}**  \n" +
                 "  \n".join(f"{m}: {call}" for m, call in d["calls"].items()))

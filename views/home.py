@@ -5,12 +5,14 @@ import streamlit as st
 from mri_core import models
 from mri_core.display import DISCLAIMER
 from mri_core.tasks import TASKS
+from views.auth import session_note
 from views.model_choice import model_card
 from views.navigation import visible_pages
 from views.session_case import current_identity
 from views.tables import cross_source_table, side_by_side
 
 st.title("MRI Insight")
+session_note()
 st.markdown(
     "Drop brain MRI slices (PNG, JPEG, TIFF, DICOM or NIfTI) and get a **tumour-type** call, a "
     "**dementia-stage** call or a **lower-grade-glioma mask** with measurements, each with a calibrated "
