@@ -84,7 +84,8 @@ def test_signed_out_visitor_gets_a_sign_in_button_and_nothing_else():
 @pytest.mark.parametrize("role", ["clinician", "admin"])
 def test_a_user_with_a_role_gets_in_and_can_sign_out(role, caplog):
     caplog.set_level(logging.INFO, logger="mri_insight.auth")
-    at = start(user(role, sub=f"sub-{role}-{time.time_ns()}"))  # a login this process has not seen: its sign-in is logged
+    who = user(role, sub=f"sub-{role}-{time.time_ns()}")
+    at = start(who)  # a login this process has not seen: its sign-in is logged
     assert shows_pages(at)
     assert f"Signed in as **Dr {role}** ({role})" in [c.value for c in at.sidebar.caption]
     assert f"Signed in as Dr {role}, role: {role}." in page_text(at)
@@ -95,6 +96,15 @@ def test_a_user_with_a_role_gets_in_and_can_sign_out(role, caplog):
     assert logged == [f"auth event: sign-in (role {role})", f"auth event: sign-out (role {role})"]  # no identifier
     at.run()  # the next run, as after the logout redirect
     assert [b.label for b in at.button] == ["Sign in"] and not shows_pages(at)
+    rows = audit_rows(who["sub"])  # and audited, under iss + sub
+    assert [(r["event"], r["role"], r["user_issuer"]) for r in rows] == [("sign-in", role, ISS), ("sign-out", role, ISS)]
+
+
+def audit_rows(subject_prefix: str) -> list[dict]:
+    """The audit trail's rows of the users whose subject starts with ``subject_prefix``."""
+    from mri_core.store import Store, database_url
+
+    return [r for r in Store(database_url()).audit_rows() if r["user_subject"].startswith(subject_prefix)]
 
 
 def test_roles_from_another_claim_and_values_set_in_the_config():
@@ -117,6 +127,8 @@ def test_a_user_without_a_role_is_refused_and_told_why(claims, why, caplog):
     at.switch_page("views/predict.py")
     at.run()
     assert not at.exception and why in at.error[0].value and not at.file_uploader  # no page behind it
+    refused = [r for r in audit_rows("sub-None") if r["event"] == "access-refused"]
+    assert refused and refused[-1]["role"] == "none" and '"no-role"' in str(refused[-1]["detail"])
 
 
 # --------------------------------------------------------------------------- sessions end

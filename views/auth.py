@@ -22,6 +22,7 @@ from streamlit import config
 from mri_core import access
 from mri_core.access import AccessSettings, Identity
 from mri_core.display import DISCLAIMER
+from mri_core.store.audit import MINOR_FAILURE, SERIOUS_FAILURE, SUCCESS
 from views.session_case import current_identity
 
 LOG = logging.getLogger("mri_insight.auth")
@@ -34,9 +35,28 @@ def _on_auth_event(kind: str, identity: Identity | None, reason: str = "") -> No
     cookie that does not verify: forged, or signed with an old secret).
 
     It writes a server log line with the kind and the role only: no issuer, subject, name or
-    e-mail, and not the reason's text. The audit trail (issue 28, item 3) hooks in here: it is
-    given the identity (``iss`` + ``sub``) and the reason."""
+    e-mail, and not the reason's text. Each is an audit row too (sign-in, sign-out, or
+    access-refused with a listed reason code), under the user's ``iss`` + ``sub`` where known."""
     LOG.info("auth event: %s%s", kind, f" (role {identity.role})" if identity else "")
+    from views import store_session
+
+    event, outcome = _AUDITED[kind]
+    code = {"refused": "no-role", "unverified": "forged-session",
+            # access.session_end_reason words the idle limit "without activity"
+            "session-ended": "idle-session" if "without activity" in reason else "expired-session"}.get(kind)
+    store_session.audit(event, outcome, identity=identity or _unroled(), **({"reason": code} if code else {}))
+
+
+_AUDITED = {"sign-in": ("sign-in", SUCCESS), "sign-out": ("sign-out", SUCCESS), "refused": ("access-refused", MINOR_FAILURE),
+            "session-ended": ("access-refused", MINOR_FAILURE), "unverified": ("access-refused", SERIOUS_FAILURE)}
+
+
+def _unroled() -> Identity:
+    """The audit trail's name for a visitor the gate refused: the provider's ``iss`` + ``sub`` where a
+    verified sign-in gave them, "unknown" where none did (a forged cookie)."""
+    user = st.user.to_dict()
+    user = user if user.get("is_logged_in") else {}
+    return Identity(issuer=str(user.get("iss") or "unknown"), subject=str(user.get("sub") or "unknown"), role="none")
 
 
 # --------------------------------------------------------------------------- configuration

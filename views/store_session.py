@@ -21,6 +21,7 @@ import streamlit as st
 from mri_core import models
 from mri_core.case import Case
 from mri_core.store import PixelPolicy, Store, StoreUnavailable, database_url
+from mri_core.access import Identity
 from mri_core.store.audit import MINOR_FAILURE, SUCCESS, AuditEvent, client_address, weights_sha256
 from mri_core.store.cases import Call, CaseSnapshot, decode_pixels, encode_pixels, restore, snapshot
 from views.session_case import current_identity
@@ -58,10 +59,13 @@ def client() -> str:
 # --------------------------------------------------------------------------- the audit trail
 
 
-def audit(event: str, outcome: int = SUCCESS, case_hash: str | None = None, model: str | None = None, **detail) -> None:
-    """Record an event for the session's user (queued in the session while the database is away)."""
+def audit(event: str, outcome: int = SUCCESS, case_hash: str | None = None, model: str | None = None,
+          identity: Identity | None = None, **detail) -> None:
+    """Record an event for ``identity`` (default: the session's user), queued in the session while the
+    database is away. The sign-in gate names the user itself: a refused user is no session user."""
     queue = st.session_state.setdefault("store_audit_queue", [])
-    queue.append(AuditEvent(event, current_identity(), client(), outcome, case_hash, model, _weights(model), detail))
+    queue.append(AuditEvent(event, identity or current_identity(), client(), outcome, case_hash, model, _weights(model),
+                            detail))
     _flush_audit()
 
 
