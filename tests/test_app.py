@@ -663,8 +663,8 @@ def segmenter_abstaining(monkeypatch):
 
     real = inference.segment
 
-    def segment(loaded, slices, volume=False, tta=True):
-        preds = real(loaded, slices, volume, tta)
+    def segment(loaded, slices, volume=False, tta=True, modality="unknown"):
+        preds = real(loaded, slices, volume, tta, modality)
         for p in preds:
             p.reliable, p.reason = False, "This slice's features are far from every training slice (test reason)."
         return preds

@@ -237,7 +237,8 @@ def test_predict_page_survives_every_bad_file_at_once_and_stays_usable(predict_p
     good_name, good = good_sample()
     upload(at, [(c.name, c.data) for c in cases] + [(good_name, good)])
 
-    errors = [e.value for e in at.error]
+    # the file errors; the box saying some readable slices are abstained on (blank ones are) is not one of them
+    errors = [e.value for e in at.error if not e.value.startswith("The model cannot judge")]
     unreadable = [c.name for c in cases if c.expectation == UNREADABLE]
     readable = [c.name for c in cases if c.expectation == READABLE] + [good_name]
     assert len(errors) == len(unreadable), errors
@@ -249,7 +250,8 @@ def test_predict_page_survives_every_bad_file_at_once_and_stays_usable(predict_p
 
     table = at.dataframe[0].value
     assert set(table["path"]) == set(readable)
-    assert table["prediction"].notna().all()
+    assert (table["prediction"].notna() | ~table["reliable"].astype(bool)).all()  # a call, or an abstention with its reason
+    assert table.loc[~table["reliable"].astype(bool), "reason"].str.len().gt(0).all()
     assert table.loc[table["path"] == good_name, "prediction"].iloc[0] in uploader_task_classes(at)
 
     # The same session, one good file afterwards: the single-file view works.
