@@ -170,17 +170,22 @@ report = export.report_text(m.as_dict(), model, stack.spacing_mm is not None, vo
 d1, d2, d3, d4, d5 = st.columns(5)
 d1.download_button("Mask (PNG)", export.mask_png(mask), "mask.png", "image/png", key="dl_png",
                    on_click=store_session.exported, args=(case, "png", model), kwargs={"edited": edited})
-# The volume's exports are made when asked for (a callable), not on every rerun and brush stroke.
-d2.download_button("Masks (NIfTI)", lambda: export.mask_nifti(case.masks(model), stack), "mask.nii.gz", "application/gzip",
+# Made on each run, not on request: Streamlit 1.67 drops a download made on request (a callable) when
+# its click also runs a callback (the audit row of the export), since the rerun replaces it (Chromium).
+d2.download_button("Masks (NIfTI)", export.mask_nifti(case.masks(model), stack), "mask.nii.gz", "application/gzip",
                    key="dl_nii", on_click=store_session.exported, args=(case, "nifti", model),
                    kwargs={"edited": case.edited(model)})
 if stack.format == "dicom":
     unavailable = export.dicom_seg_unavailable(stack)
+    try:
+        seg_file = None if unavailable else export.mask_dicom_seg(
+            case.masks(model), stack, "MRI Insight " + model, loaded.version, origin=case.mask_origin(model))
+    except ValueError as exc:
+        unavailable = str(exc)
     if unavailable:
         d3.caption(f"DICOM SEG unavailable: {unavailable}")
     else:
-        d3.download_button("DICOM SEG", lambda: export.mask_dicom_seg(
-            case.masks(model), stack, "MRI Insight " + model, loaded.version, origin=case.mask_origin(model)),
+        d3.download_button("DICOM SEG", seg_file,
             "mask_seg.dcm", "application/dicom", key="dl_seg",
             on_click=store_session.exported, args=(case, "dicom-seg", model), kwargs={"edited": case.edited(model)},
             help="Says who drew the mask: the model (AUTOMATIC), the model then a person (SEMIAUTOMATIC) or a person "

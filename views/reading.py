@@ -75,7 +75,7 @@ def reading_controls(stack: ImageStack, key: str) -> Reading:
 
 
 def pdf_download(container, report: CaseReport, stack: ImageStack, key: str) -> None:
-    """A "Report (PDF)" button (made on click, so a rerun costs nothing); patient details go in
+    """A "Report (PDF)" button (its click is an audit row); patient details go in
     only when the user turns them on."""
     from mri_core.report import pdf_report
 
@@ -85,7 +85,8 @@ def pdf_download(container, report: CaseReport, stack: ImageStack, key: str) -> 
     from views import store_session  # issue 28: the report is audited (with whether it carried patient details)
     from views.session_case import current_case
 
-    container.download_button("Report (PDF)", lambda: pdf_report(report), "mri_insight_report.pdf", "application/pdf",
+    # made on each run: a download made on request is dropped when its click also runs the audit callback
+    container.download_button("Report (PDF)", pdf_report(report), "mri_insight_report.pdf", "application/pdf",
                               key=key, on_click=store_session.exported,
                               args=(current_case(), "pdf", report.model_name, "report"),
                               kwargs={"patient_details": bool(report.patient)})
