@@ -32,9 +32,10 @@ def _option(argv: list[str], flag: str) -> str | None:
     return argv[argv.index(flag) + 1] if flag in argv and argv.index(flag) + 1 < len(argv) else None
 
 
-def chain(name: str) -> list[Step]:
-    """The runs that made model ``name``, oldest first, each said to be rerunnable or not."""
-    training = models.read_card(name).training
+def chain(name: str, root=None) -> list[Step]:
+    """The runs that made model ``name`` (in ``root``, default the models folder), oldest first, each
+    said to be rerunnable or not."""
+    training = models.read_card(name, root).training
     commands = [*(training.earlier_commands or ()), training.command]
     made: set[str] = set()
     steps = []

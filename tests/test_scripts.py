@@ -111,9 +111,10 @@ def test_training_chain_says_which_models_can_be_trained_again():
     """issue 27: the README said each card's command reproduces its model; for most it is one step of a chain."""
     from scripts.training_chain import chain
 
-    tumour = chain("brain_tumor_mobilenetv3_small")
+    bundled = Path(__file__).resolve().parent.parent / "models"  # not a test's own models folder
+    tumour = chain("brain_tumor_mobilenetv3_small", bundled)
     assert len(tumour) > 1 and all(s.rerunnable for s in tumour) and tumour[0].starts_from is None
     assert tumour[-1].starts_from.startswith(tumour[-2].writes)  # each step starts where the one before ended
-    sepnet = chain("brain_tumor_mri_sepnet")
+    sepnet = chain("brain_tumor_mri_sepnet", bundled)
     assert not sepnet[-1].rerunnable and "best.keras" in sepnet[-1].starts_from  # a checkpoint that was not kept
     assert all(s.wall_time_bound for s in sepnet[:-1] if "--max-minutes" in s.command)
