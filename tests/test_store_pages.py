@@ -5,16 +5,17 @@ comes back, and no patient identifier in any audit row of that whole path (issue
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from streamlit.testing.v1 import AppTest
-
 from factories import dicom_bytes, phantom
+from streamlit.testing.v1 import AppTest
+from test_app import APP, current_case, downloads, draw, mask_model, texts  # noqa: F401  (downloads: a fixture)
+
 from mri_core.access import SINGLE_USER, Identity
 from mri_core.store import URL_ENV, Store
-from test_app import APP, current_case, downloads, draw, mask_model, texts  # noqa: F401  (downloads: a fixture)
 
 CLINICIAN = Identity("https://idp.example", "clinician-sub", "clinician", "Dr Clinician")
 FILE_NAME = "Doe_Jane_ID-12345.dcm"  # a file name that is itself an identifier
@@ -33,7 +34,12 @@ def database(use_tiny_models, tmp_path, monkeypatch) -> Store:
 def session(identity: Identity = SINGLE_USER, page: str = "views/mask.py") -> AppTest:
     """A new browser session (a reload, another tab or another user) on ``page``."""
     at = AppTest.from_file(APP, default_timeout=180)
-    at.session_state["identity"] = identity
+    if identity != SINGLE_USER:  # signed in through the gate, as a browser would be
+        from test_auth import AUTH
+
+        at.secrets["auth"] = AUTH
+        at.user = {"is_logged_in": True, "iss": identity.issuer, "sub": identity.subject, "name": identity.display_name,
+                   "roles": [identity.role], "auth_time": int(time.time()) - 60}
     at.run()
     at.switch_page(page)
     at.run()
